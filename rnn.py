@@ -1,0 +1,302 @@
+"""Recurrent cells of the sketch decoders and of the sketch-rnn encoder (SPEC §3.5, §13, §15.10).
+
+LSTMCell, LayerNormLSTMCell and HyperLSTMCell (Ha et al. 2016) reproduce magenta sketch-rnn's cells: gate order
+(i, j, f, o), forget bias 1 inside the sigmoid, recurrent dropout without memory loss (Semeniuta et al. 2016: inverted
+dropout on tanh(j) only, fresh mask every step, training only) and one flat state tensor per cell in the original
+layouts, LSTM [c, h], LayerNorm [h, c], Hyper [h, h_hyper, c, c_hyper].
+
+Speed (measured by bench/rnn_unroll_bench.py): `unroll` projects the inputs of all steps with one matmul before the
+time loop and carries the state parts separately; the HyperLSTM computes h·W_hh together with the hyper cell's h part
+in one matmul, its twelve modulator embeddings in one matmul and their rank-E expansions in one batched matmul.
+tf.while_loop + TensorArray without XLA was the fastest loop for forward+backward on a 2-core CPU (XLA's matmuls were
+slower than oneDNN's here and XLA compile of python-unrolled loops takes minutes); numbers in the bench's docstring.
+The maths is the original's; only the summation order of the matmuls differs.
+"""
+import tensorflow as tf
+
+FORGET_BIAS = 1.0
+LN_EPSILON = 1e-3
+NUM_GATES = 4  # (i, j, f, o)
+
+
+def glorot_uniform(shape):
+    """TF1's default initialiser: U(±sqrt(6 / (fan_in + fan_out))) for a [fan_in, fan_out] matrix."""
+    limit = (6.0 / (shape[0] + shape[1])) ** 0.5
+    return tf.random.uniform(shape, -limit, limit)
+
+
+def orthogonal(n):
+    """An n×n orthogonal matrix: the U of the SVD of a standard-normal matrix."""
+    _, u, _ = tf.linalg.svd(tf.random.normal([n, n]))
+    return u
+
+
+def lstm_orthogonal(n):
+    """W_hh [n, 4n]: four independent orthogonal n×n blocks, one per gate."""
+    return tf.concat([orthogonal(n) for _ in range(NUM_GATES)], axis=1)
+
+
+def layer_norm(x, gamma, beta, epsilon=LN_EPSILON):
+    """Over the last axis: gamma·(x − mean)·rsqrt(var + eps) + beta."""
+    mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+    return gamma * (x - mean) * tf.math.rsqrt(variance + epsilon) + beta
+
+
+def layer_norm_lstm_update(ln_weights, pre, c, num_units, memory):
+    """Per-gate LN of pre [B, 4N] (each N-block normalised alone), then new_c = memory(i, j, f) and
+    new_h = tanh(LN_c(new_c))·σ(o); returns (new_h, new_c). ln_weights = (γ [4, N], β [4, N], γ_c [N], β_c [N])."""
+    gamma, beta, gamma_c, beta_c = ln_weights
+    gates = layer_norm(tf.reshape(pre, [-1, NUM_GATES, num_units]), gamma, beta)
+    i, j, f, o = tf.unstack(gates, axis=1)
+    new_c = memory(i, j, f)
+    return tf.tanh(layer_norm(new_c, gamma_c, beta_c)) * tf.sigmoid(o), new_c
+
+def dense(x, w):
+    """x [..., in] · w [in, out] with one 2-D matmul whatever the leading axes."""
+    flat = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), w)
+    return tf.reshape(flat, tf.concat([tf.shape(x)[:-1], [w.shape[1]]], axis=0))
+
+
+def _variable(value, name):
+    return tf.Variable(value, name=name, dtype=tf.float32)
+
+
+class _RecurrentCell(tf.Module):
+    """What the three cells share: recurrent dropout, the flat state, __call__ and the time loop.
+
+    A subclass defines `_part_sizes` (state parts in layout order), `_h_part` (index of h), `project_inputs`,
+    `_recurrent_weights` (tensors read once per unroll) and `_step(weights, x_proj, parts, dropout_mask, training)`.
+    """
+
+    def __init__(self, num_units, input_size, use_recurrent_dropout, dropout_keep_prob, name):
+        super().__init__(name=name)
+        self.num_units = num_units
+        self.input_size = input_size
+        self.use_recurrent_dropout = use_recurrent_dropout
+        self.dropout_keep_prob = dropout_keep_prob
+        self.output_size = num_units
+
+    @property
+    def state_size(self):
+        return sum(self._part_sizes)
+
+    def output_from_state(self, state):
+        """The h part of a flat state."""
+        start = sum(self._part_sizes[:self._h_part])
+        return state[:, start:start + self.num_units]
+
+    def _split_state(self, state):
+        return tf.split(state, self._part_sizes, axis=1)
+
+    def _join_state(self, parts):
+        return tf.concat(parts, axis=1)
+
+    def _candidate(self, j, dropout_mask, training):
+        """drop(tanh(j)) = tanh(j)·mask/keep when training with recurrent dropout, else tanh(j).
+
+        A given dropout_mask (0/1, [B, N]) replaces the random draw; it is ignored when dropout is inactive.
+        """
+        candidate = tf.tanh(j)
+        if not (training and self.use_recurrent_dropout):
+            return candidate
+        if dropout_mask is None:
+            keep = tf.random.uniform(tf.shape(candidate)) < self.dropout_keep_prob
+            dropout_mask = tf.cast(keep, candidate.dtype)
+        return candidate * dropout_mask / self.dropout_keep_prob
+
+    def _memory(self, c, i, j, f, dropout_mask, training):
+        """new_c = c·σ(f + forget_bias) + σ(i)·drop(tanh(j))."""
+        return c * tf.sigmoid(f + FORGET_BIAS) + tf.sigmoid(i) * self._candidate(j, dropout_mask, training)
+
+    def step(self, x_proj, state, dropout_mask=None, training=False):
+        """One time step from the projected input slice (see project_inputs): returns (h, new flat state)."""
+        h, parts = self._step(self._recurrent_weights(), x_proj, self._split_state(state), dropout_mask, training)
+        return h, self._join_state(parts)
+
+    def __call__(self, x, state, dropout_mask=None, training=False):
+        return self.step(self.project_inputs(x), state, dropout_mask, training)
+
+    def unroll(self, inputs, initial_state, training=False, lengths=None):
+        """Run the cell over inputs [B, T, in] (T static) from a flat initial state [B, S].
+
+        Returns (outputs [B, T, N], final flat state [B, S]). With lengths [B], steps t >= lengths[b] keep the
+        previous state and output zeros, so the final state is the one after the last real step.
+        Recurrent dropout (training only) draws a fresh mask at every step.
+        """
+        num_steps = inputs.shape[1]
+        if num_steps is None:
+            raise ValueError("unroll needs a static number of time steps (inputs.shape[1])")
+        if lengths is not None:
+            lengths = tf.cast(lengths, tf.int32)
+        x_proj = self.project_inputs(tf.transpose(inputs, [1, 0, 2]))  # time-major, all steps in one matmul
+        x_steps = tf.TensorArray(x_proj.dtype, size=num_steps, element_shape=x_proj.shape[1:]).unstack(x_proj)
+        h_steps = tf.TensorArray(x_proj.dtype, size=num_steps, element_shape=[inputs.shape[0], self.num_units])
+        weights = self._recurrent_weights()
+
+        def body(t, h_steps, parts):
+            h, new_parts = self._step(weights, x_steps.read(t), parts, None, training)
+            if lengths is not None:
+                alive = tf.expand_dims(t < lengths, 1)
+                new_parts = [tf.where(alive, new, old) for new, old in zip(new_parts, parts)]
+                h = tf.where(alive, h, tf.zeros_like(h))
+            return t + 1, h_steps.write(t, h), new_parts
+
+        _, h_steps, parts = tf.while_loop(
+            lambda t, *_: t < num_steps, body, (tf.constant(0), h_steps, self._split_state(initial_state)),
+            maximum_iterations=num_steps)
+        return tf.transpose(h_steps.stack(), [1, 0, 2]), self._join_state(parts)
+
+
+class LSTMCell(_RecurrentCell):
+    """pre = x·W_xh + h·W_hh + b; new_c = c·σ(f+1) + σ(i)·drop(tanh j); new_h = tanh(new_c)·σ(o). State [c, h]."""
+
+    def __init__(self, num_units, input_size, use_recurrent_dropout=False, dropout_keep_prob=0.9, name=None):
+        super().__init__(num_units, input_size, use_recurrent_dropout, dropout_keep_prob, name)
+        self._part_sizes = (num_units, num_units)  # [c, h]
+        self._h_part = 1
+        with self.name_scope:
+            self.W_xh = _variable(glorot_uniform([input_size, NUM_GATES * num_units]), "W_xh")
+            self.W_hh = _variable(lstm_orthogonal(num_units), "W_hh")
+            self.bias = _variable(tf.zeros([NUM_GATES * num_units]), "bias")
+
+    def project_inputs(self, x):
+        """x·W_xh + b, [..., 4N]."""
+        return dense(x, self.W_xh) + self.bias
+
+    def _recurrent_weights(self):
+        return tf.convert_to_tensor(self.W_hh)
+
+    def _step(self, w_hh, x_proj, parts, dropout_mask, training):
+        c, h = parts
+        i, j, f, o = tf.split(x_proj + tf.matmul(h, w_hh), NUM_GATES, axis=1)
+        new_c = self._memory(c, i, j, f, dropout_mask, training)
+        new_h = tf.tanh(new_c) * tf.sigmoid(o)
+        return new_h, [new_c, new_h]
+
+
+class LayerNormLSTMCell(_RecurrentCell):
+    """pre = LN_gates(x·W_xh + h·W_hh) (no bias); new_h = tanh(LN_c(new_c))·σ(o). State [h, c]."""
+
+    def __init__(self, num_units, input_size, use_recurrent_dropout=False, dropout_keep_prob=0.9, name=None):
+        super().__init__(num_units, input_size, use_recurrent_dropout, dropout_keep_prob, name)
+        self._part_sizes = (num_units, num_units)  # [h, c]
+        self._h_part = 0
+        with self.name_scope:
+            self.W_xh = _variable(glorot_uniform([input_size, NUM_GATES * num_units]), "W_xh")
+            self.W_hh = _variable(lstm_orthogonal(num_units), "W_hh")
+            self.ln_gamma = _variable(tf.ones([NUM_GATES * num_units]), "ln_gamma")
+            self.ln_beta = _variable(tf.zeros([NUM_GATES * num_units]), "ln_beta")
+            self.ln_c_gamma = _variable(tf.ones([num_units]), "ln_c_gamma")
+            self.ln_c_beta = _variable(tf.zeros([num_units]), "ln_c_beta")
+
+    def project_inputs(self, x):
+        """x·W_xh, [..., 4N]."""
+        return dense(x, self.W_xh)
+
+    def _recurrent_weights(self):
+        gate_shape = [NUM_GATES, self.num_units]
+        return (tf.convert_to_tensor(self.W_hh), tf.reshape(self.ln_gamma, gate_shape),
+                tf.reshape(self.ln_beta, gate_shape), tf.convert_to_tensor(self.ln_c_gamma),
+                tf.convert_to_tensor(self.ln_c_beta))
+
+    def _step(self, weights, x_proj, parts, dropout_mask, training):
+        w_hh = weights[0]
+        h, c = parts
+        new_h, new_c = layer_norm_lstm_update(weights[1:], x_proj + tf.matmul(h, w_hh), c, self.num_units,
+                                              lambda i, j, f: self._memory(c, i, j, f, dropout_mask, training))
+        return new_h, [new_h, new_c]
+
+
+class HyperLSTMCell(_RecurrentCell):
+    """HyperLSTM (Ha et al. 2016) with layer norm, as in sketch-rnn. State [h (N), h_hyper, c (N), c_hyper].
+
+    The hyper cell, a LayerNormLSTMCell(hyper_num_units) without recurrent dropout, reads [x, h] and outputs h̃.
+    Each gate g of the main cell is  g = α_gx(h̃)⊙(x·W_xh)_g + α_gh(h̃)⊙(h·W_hh)_g + β_gh(h̃) + b_g  with
+    α(h̃) = (h̃·Z + b_z)·A and β(h̃) = (h̃·Z_b)·A_b, then per-gate layer norm and the LSTM update with LN on c.
+
+    The twelve modulators are stored fused, rows/blocks in the order (ix, jx, fx, ox, ih, jh, fh, oh) for α and
+    (ih, jh, fh, oh) for β:  Z_alpha [H̃, 8E] = 0, b_alpha [8E] = 1, A_alpha [8, E, N] = 0.1/E (so α ≡ 0.1 at
+    init), Z_beta [H̃, 4E] ~ Normal(0, 0.01), A_beta [4, E, N] = 0.
+    """
+
+    def __init__(self, num_units, input_size, use_recurrent_dropout=False, dropout_keep_prob=0.9,
+                 hyper_num_units=256, hyper_embedding_size=32, name=None):
+        super().__init__(num_units, input_size, use_recurrent_dropout, dropout_keep_prob, name)
+        self.hyper_num_units = hyper_num_units
+        self.hyper_embedding_size = hyper_embedding_size
+        self._part_sizes = (num_units, hyper_num_units, num_units, hyper_num_units)  # [h, h_hyper, c, c_hyper]
+        self._h_part = 0
+        gates, e = NUM_GATES, hyper_embedding_size
+        with self.name_scope:
+            self.hyper_cell = LayerNormLSTMCell(hyper_num_units, input_size + num_units, use_recurrent_dropout=False,
+                                                dropout_keep_prob=dropout_keep_prob, name="hyper_cell")
+            self.W_xh = _variable(glorot_uniform([input_size, gates * num_units]), "W_xh")
+            self.W_hh = _variable(lstm_orthogonal(num_units), "W_hh")
+            self.bias = _variable(tf.zeros([gates * num_units]), "bias")
+            self.Z_alpha = _variable(tf.zeros([hyper_num_units, 2 * gates * e]), "Z_alpha")
+            self.b_alpha = _variable(tf.ones([2 * gates * e]), "b_alpha")
+            self.A_alpha = _variable(tf.fill([2 * gates, e, num_units], 0.1 / e), "A_alpha")
+            self.Z_beta = _variable(tf.random.normal([hyper_num_units, gates * e], stddev=0.01), "Z_beta")
+            self.A_beta = _variable(tf.zeros([gates, e, num_units]), "A_beta")
+            self.ln_gamma = _variable(tf.ones([gates * num_units]), "ln_gamma")
+            self.ln_beta = _variable(tf.zeros([gates * num_units]), "ln_beta")
+            self.ln_c_gamma = _variable(tf.ones([num_units]), "ln_c_gamma")
+            self.ln_c_beta = _variable(tf.zeros([num_units]), "ln_c_beta")
+
+    def project_inputs(self, x):
+        """[x·W_xh^hyper[:in] | x·W_xh], [..., 4H̃ + 4N]: the x parts of the hyper and main pre-activations."""
+        return dense(x, tf.concat([self.hyper_cell.W_xh[:self.input_size], self.W_xh], axis=1))
+
+    def _recurrent_weights(self):
+        gate_shape = [NUM_GATES, self.num_units]
+        return {
+            "hyper": self.hyper_cell._recurrent_weights(),
+            # h·[W_xh^hyper[in:] | W_hh]: the h parts of the hyper and main pre-activations in one matmul
+            "h": tf.concat([self.hyper_cell.W_xh[self.input_size:], self.W_hh], axis=1),
+            "Z": tf.concat([self.Z_alpha, self.Z_beta], axis=1),
+            "b_z": tf.concat([self.b_alpha, tf.zeros_like(self.b_alpha[:NUM_GATES * self.hyper_embedding_size])], 0),
+            "A": tf.concat([self.A_alpha, self.A_beta], axis=0),
+            "bias": tf.reshape(self.bias, gate_shape),
+            "ln": (tf.reshape(self.ln_gamma, gate_shape), tf.reshape(self.ln_beta, gate_shape),
+                   tf.convert_to_tensor(self.ln_c_gamma), tf.convert_to_tensor(self.ln_c_beta)),
+        }
+
+    def _modulators(self, weights, h_tilde):
+        """[α_ix..α_ox, α_ih..α_oh, β_ih..β_oh] as [B, 12, N]: (h̃·Z + b_z) per E-block times its A block.
+
+        One matmul for the twelve embeddings, one batched matmul (batch = modulator) for their expansions; the
+        explicit transposes run twice as fast as the equivalent tf.einsum on this CPU.
+        """
+        z = tf.matmul(h_tilde, weights["Z"]) + weights["b_z"]
+        z = tf.transpose(tf.reshape(z, [-1, 3 * NUM_GATES, self.hyper_embedding_size]), [1, 0, 2])
+        return tf.transpose(tf.matmul(z, weights["A"]), [1, 0, 2])
+
+    def _step(self, weights, x_proj, parts, dropout_mask, training):
+        h, h_hyper, c, c_hyper = parts
+        hyper_x, xh = tf.split(x_proj, [NUM_GATES * self.hyper_num_units, NUM_GATES * self.num_units], axis=1)
+        hyper_h, hh = tf.split(tf.matmul(h, weights["h"]),
+                               [NUM_GATES * self.hyper_num_units, NUM_GATES * self.num_units], axis=1)
+        # the hyper cell's projected input is [x, h]·W_xh^hyper = x·W_xh^hyper[:in] + h·W_xh^hyper[in:]
+        h_tilde, (new_h_hyper, new_c_hyper) = self.hyper_cell._step(
+            weights["hyper"], hyper_x + hyper_h, [h_hyper, c_hyper], None, False)
+        mods = self._modulators(weights, h_tilde)
+        gate_shape = [-1, NUM_GATES, self.num_units]
+        alpha_x, alpha_h, beta_h = tf.split(mods, 3, axis=1)
+        pre = alpha_x * tf.reshape(xh, gate_shape) + alpha_h * tf.reshape(hh, gate_shape) + beta_h + weights["bias"]
+        new_h, new_c = layer_norm_lstm_update(weights["ln"], pre, c, self.num_units,
+                                              lambda i, j, f: self._memory(c, i, j, f, dropout_mask, training))
+        return new_h, [new_h, new_h_hyper, new_c, new_c_hyper]
+
+
+_CELLS = {"lstm": LSTMCell, "layer_norm": LayerNormLSTMCell, "hyper": HyperLSTMCell}
+
+
+def make_cell(dec_model, num_units, input_size, use_recurrent_dropout, dropout_keep_prob,
+              hyper_num_units=256, hyper_embedding_size=32, name=None):
+    """The cell named by dec_model / enc_model: 'lstm' | 'layer_norm' | 'hyper'."""
+    if dec_model not in _CELLS:
+        raise ValueError(f"unknown cell type {dec_model!r}; choose one of {', '.join(_CELLS)}")
+    if dec_model == "hyper":
+        return HyperLSTMCell(num_units, input_size, use_recurrent_dropout, dropout_keep_prob,
+                             hyper_num_units, hyper_embedding_size, name=name)
+    return _CELLS[dec_model](num_units, input_size, use_recurrent_dropout, dropout_keep_prob, name=name)

@@ -1,0 +1,69 @@
+"""Shared fixtures: the repository on sys.path, the bundled data, and a copy of it with rendered images."""
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import utils  # noqa: E402
+
+CATEGORIES = ('bee', 'bus', 'car', 'cat', 'flower')
+
+
+@pytest.fixture(scope='session')
+def repo_dir():
+    return REPO
+
+
+@pytest.fixture(scope='session')
+def data_dir():
+    """The bundled real QuickDraw data (read only): <c>.npz for the five CATEGORIES, 340/30/30 sketches each."""
+    return os.path.join(REPO, 'data')
+
+
+@pytest.fixture(scope='session')
+def png_data_dir(tmp_path_factory, data_dir):
+    """A temporary copy of data/ plus <c>_png.npz for every category (fast renderer, in-process), as
+    load_dataset expects."""
+    directory = str(tmp_path_factory.mktemp('data'))
+    for c in CATEGORIES:
+        shutil.copy(utils.category_npz_path(data_dir, c), directory)
+        utils.write_png_npz(directory, directory, c, workers=1)
+    return directory
+
+
+TINY_HPARAMS = ('categories=[bee,bus], dec_rnn_size=32, dec_model=lstm, z_size=16, batch_size=16, num_mixture=2, '
+                'num_sub=2, num_per_category=48')
+
+
+@pytest.fixture(scope='session')
+def trained_model_dir(tmp_path_factory, png_data_dir):
+    """--log_root of a tiny RPCL-pix2seq (TINY_HPARAMS: bee and bus, 48 sketches of each split per category) trained
+    for one epoch by train.train_and_evaluate; its test split holds the 30 bundled test sketches per category."""
+    import train
+    log_root = str(tmp_path_factory.mktemp('tiny_model'))
+    hps, *sets = train.prepare_run(log_root, png_data_dir, TINY_HPARAMS, resume=False)
+    train.train_and_evaluate(hps, sets, log_root, seed=0, max_epochs=1)
+    return log_root
+
+
+def _object_array(sketches):
+    """A 1-D object array of sketches, as the sketch-rnn files store them (also when all have one length)."""
+    split = np.empty(len(sketches), dtype=object)
+    for i, sketch in enumerate(sketches):
+        split[i] = np.asarray(sketch)
+    return split
+
+
+@pytest.fixture(scope='session')
+def write_category():
+    """write_category(directory, name, train, valid, test) -> path of a new <name>.npz of stroke-3 sketches."""
+    def write(directory, name, train, valid, test):
+        path = utils.category_npz_path(str(directory), name)
+        np.savez(path, train=_object_array(train), valid=_object_array(valid), test=_object_array(test))
+        return path
+    return write

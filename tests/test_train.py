@@ -1,0 +1,93 @@
+"""train.py on bundled real data with a tiny config: losses fall, resume is exact, rollback counts strikes, CLI errors."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import model
+import train
+
+HPARAMS = ('categories=[bee,bus], dec_rnn_size=32, dec_model=lstm, z_size=16, batch_size=32, num_mixture=2, '
+           'num_sub=2, num_per_category=96')
+
+
+def run(log_root, data_dir, max_epochs, resume=False, hparams=HPARAMS):
+    hps, *sets = train.prepare_run(str(log_root), data_dir, hparams, resume=resume)
+    return train.train_and_evaluate(hps, sets, str(log_root), seed=3, max_epochs=max_epochs, resume=resume)
+
+
+def snapshot(net):
+    return {v.name + str(i): v.numpy() for i, v in enumerate(net.variables)}
+
+
+def test_losses_fall_and_run_dir(tmp_path, png_data_dir):
+    tf.random.set_seed(0)
+    result = run(tmp_path, png_data_dir, max_epochs=3)
+    history = result['history']
+    assert len(history) == 3 and result['step'] > 0
+    for record in history:
+        assert all(np.isfinite(v) for v in record['train'].values())
+    assert history[-1]['train']['loss'] < history[0]['train']['loss']
+    hps = model.utils.load_hparams_json(os.path.join(tmp_path, 'model_config.json'))
+    assert hps.max_seq_len > 0 and hps.dec_rnn_size == 32
+    assert tf.train.latest_checkpoint(str(tmp_path)) is not None
+    assert any(name.startswith('events.out.tfevents') for name in os.listdir(tmp_path))
+
+
+def test_resume_continues_with_identical_state(tmp_path, png_data_dir):
+    tf.random.set_seed(0)
+    first = run(tmp_path, png_data_dir, max_epochs=1)
+    saved = snapshot(first['model'])
+    steps_per_epoch = first['step']
+    resumed = run(tmp_path, png_data_dir, max_epochs=1, resume=True)   # restores, then nothing left to do
+    assert resumed['step'] == steps_per_epoch
+    restored = snapshot(resumed['model'])
+    assert saved.keys() == restored.keys()
+    for key in saved:
+        np.testing.assert_array_equal(saved[key], restored[key], err_msg=key)
+    more = run(tmp_path, png_data_dir, max_epochs=2, resume=True)
+    assert more['step'] == 2 * steps_per_epoch
+
+
+def test_non_improving_epoch_rolls_back_and_strikes(tmp_path, png_data_dir, monkeypatch):
+    tf.random.set_seed(0)
+    valid_losses = iter([10.0, 20.0, 30.0])    # epoch 1 improves, epochs 2 and 3 do not
+    real_evaluate = train.evaluate
+    hps, *sets = train.prepare_run(str(tmp_path), png_data_dir, HPARAMS, resume=False)
+
+    def scripted_evaluate(eval_step, loader, step):
+        losses, winners = real_evaluate(eval_step, loader, step)
+        if loader is sets[1]:
+            losses['lil_loss'] = next(valid_losses)
+        return losses, winners
+
+    monkeypatch.setattr(train, 'evaluate', scripted_evaluate)
+    result = train.train_and_evaluate(hps, sets, str(tmp_path), seed=3, max_epochs=1)
+    best = snapshot(result['model'])
+    best_gmm = result['model'].gmm.de_mu.numpy()
+    steps = result['step']
+    result = train.train_and_evaluate(hps, sets, str(tmp_path), seed=3, max_epochs=3, resume=True)
+    assert [r['improved'] for r in result['history']] == [False, False]
+    assert result['strikes'] == 2
+    assert result['step'] == steps                    # the step counter rewinds with the rollback
+    np.testing.assert_array_equal(result['model'].gmm.de_mu.numpy(), best_gmm)
+    for key, value in snapshot(result['model']).items():
+        np.testing.assert_array_equal(value, best[key], err_msg=key)
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--hparams=batch_sise=3'], 'batch_sise'),
+    (['--hparams=categories=[bee,unicorn]'], 'unicorn'),
+    (['--data_dir=/nonexistent/dir'], '/nonexistent/dir'),
+])
+def test_cli_errors_are_one_line(tmp_path, png_data_dir, repo_dir, args, message):
+    cmd = [sys.executable, os.path.join(repo_dir, 'train.py'), f'--log_root={tmp_path}',
+           f'--data_dir={png_data_dir}'] + args
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert 'Traceback' not in proc.stderr

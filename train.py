@@ -1,0 +1,279 @@
+"""Train an RPCL-pix2seq family model (SPEC.md §3.10).
+
+    python3 train.py --log_root=runs/demo --data_dir=data --hparams="categories=[bee,bus], dec_rnn_size=256"
+
+Epochs as the original: after each, validate (reconstruction loss, z = mu); an improvement saves `vector-<epoch>`
+and reports the test losses; otherwise the best checkpoint is restored (weights, Adam slots, GMM, step counter)
+and a strike is counted; five strikes in a row stop the run. `--resume_training` continues from the last save.
+"""
+import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import signal  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tqdm  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+import model as model_lib  # noqa: E402
+import utils  # noqa: E402
+
+tf.get_logger().setLevel('ERROR')
+
+
+def define_flags():
+    """The command-line flags, defined only when run as a program, so that tests and other programs can import
+    this module beside theirs."""
+    flags.DEFINE_string('log_root', 'model', 'Directory for checkpoints, model_config.json and TensorBoard events.')
+    flags.DEFINE_string('data_dir', 'data', 'Directory holding <category>.npz and <category>_png.npz.')
+    flags.DEFINE_boolean('resume_training', False, 'Continue from the last save in --log_root.')
+    flags.DEFINE_string('hparams', '', 'Overrides, e.g. "categories=[bee,bus], dec_rnn_size=256, batch_size=64".')
+    flags.DEFINE_integer('seed', None, 'Seed for TensorFlow and NumPy; with it, runs on the CPU are repeatable.')
+    flags.DEFINE_boolean('jit_compile', False, 'Compile the training step with XLA (slower for the RNN loop on CPU).')
+    flags.DEFINE_integer('log_every', 20, 'Print and log training losses every this many steps.')
+    flags.DEFINE_integer('max_epochs', 100000, 'Hard cap on epochs (the original: 100000).')
+    flags.DEFINE_float('checkpoint_minutes', 30.0, 'Also save a resumable mid-epoch checkpoint this often (0: never).')
+
+
+MAX_STRIKES = 5
+# magenta's TensorBoard tags where they exist
+TAGS = dict(loss='Cost', lil_loss='Reconstr_Cost', alpha_loss='Alpha_Cost', gaussian_loss='Gaussian_Cost',
+            de_loss='Image_Cost', kl_loss='KL_Cost', ij_loss='IJ_Cost', kl_weight='KL_Weight',
+            learning_rate='Learning_Rate')
+
+
+class TrainState(tf.Module):
+    """What the original kept in para.npz, checkpointed with the model: counters, best loss, strikes."""
+
+    def __init__(self):
+        super().__init__(name='train_state')
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False)          # s, the global step fed to the model
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)         # completed (kept) epochs
+        self.batch_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)  # > 0 only in mid-epoch saves
+        self.epochs_run = tf.Variable(0, dtype=tf.int64, trainable=False)    # never rewound: seeds the shuffles
+        self.best_valid_loss = tf.Variable(np.inf, dtype=tf.float64, trainable=False)
+        self.strikes = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.serial = tf.Variable(0, dtype=tf.int64, trainable=False)        # orders saves across managers
+        self.seed = tf.Variable(0, dtype=tf.int64, trainable=False)          # the run's seed, kept on resume
+
+
+class Checkpoints:
+    """`vector-<epoch>` checkpoints of improving epochs (the rollback target) and one `last/` resumable save."""
+
+    def __init__(self, log_root, net, state):
+        self.state = state
+        self.ckpt = tf.train.Checkpoint(model=net, state=state)
+        self.best = tf.train.CheckpointManager(self.ckpt, log_root, max_to_keep=10, checkpoint_name='vector')
+        self.last = tf.train.CheckpointManager(self.ckpt, os.path.join(log_root, 'last'), max_to_keep=1,
+                                               checkpoint_name='last')
+
+    def save_best(self):
+        self.state.serial.assign_add(1)
+        return self.best.save(checkpoint_number=int(self.state.epoch))
+
+    def save_last(self):
+        self.state.serial.assign_add(1)
+        return self.last.save()
+
+    def newest(self):
+        """Path of the most recent save of either kind, or None."""
+        paths = [p for p in (self.best.latest_checkpoint, self.last.latest_checkpoint) if p]
+        if not paths:
+            return None
+        return max(paths, key=lambda p: tf.train.load_variable(p, 'state/serial/.ATTRIBUTES/VARIABLE_VALUE'))
+
+    def restore(self, path):
+        self.ckpt.restore(path).assert_existing_objects_matched()
+
+
+def prepare_run(log_root, data_dir, hparams, resume):
+    """Resolve hparams (saved config first when resuming, then --hparams), load the data, write model_config.json."""
+    config_path = os.path.join(log_root, 'model_config.json')
+    if resume and os.path.exists(config_path):
+        hps = utils.load_hparams_json(config_path)
+    else:
+        hps = utils.get_default_hparams()
+    hps.parse(hparams)
+    train_set, valid_set, test_set, hps = utils.load_dataset(data_dir, hps,
+                                                             png_required=hps.model_type != 'sketch_rnn')
+    if valid_set.num_batches == 0 or train_set.num_batches == 0:
+        raise utils.UserError(f'batch_size={hps.batch_size} is larger than the validation or training split '
+                              f'({len(valid_set.strokes)} / {len(train_set.strokes)} sketches); lower batch_size')
+    os.makedirs(log_root, exist_ok=True)
+    utils.save_hparams_json(hps, config_path)
+    return hps, train_set, valid_set, test_set
+
+
+def step_inputs(batch, step, image_size):
+    """(strokes, images, step) tensors for a compiled step; blank images for models that read no images."""
+    images = batch.images
+    if images is None:
+        images = np.ones([len(batch.strokes), image_size, image_size], np.float32)
+    return tf.constant(batch.strokes), tf.constant(images), tf.constant(step, tf.int64)
+
+
+def evaluate(eval_step, loader, step):
+    """Mean losses over the loader's sequential batches, and the set of Gaussians that win at least one code."""
+    totals, winners = {}, set()
+    for i in range(loader.num_batches):
+        out = eval_step(*step_inputs(loader.get_batch(i), step, loader.hps.png_width))
+        winners.update(out.pop('winners').numpy().tolist())
+        for key, value in out.items():
+            totals[key] = totals.get(key, 0.0) + float(value) / loader.num_batches
+    return totals, winners
+
+
+def alive_counts(net, winners):
+    """Alive Gaussians: those winning at least one validation code, and those with prior weight above 1/(10K)."""
+    weights = net.mixture_weights()
+    if weights is None:
+        return {}
+    weights = weights.numpy()
+    return dict(Alive_Gaussians_Win=len(winners),
+                Alive_Gaussians_Alpha=int((weights > 1.0 / (10 * len(weights))).sum()))
+
+
+def write_scalars(writer, prefix, values, step):
+    with writer.as_default(step=step):
+        for key, value in values.items():
+            tf.summary.scalar(prefix + TAGS.get(key, key), value)
+
+
+def run_epoch(train_step, train_set, state, hps, writer, log_every, checkpoints, checkpoint_minutes):
+    """One pass over the training batches from state.batch_in_epoch on (stopping early at num_steps); returns the
+    mean training losses. The shuffle and augmentation depend only on (seed, epochs_run), so a resumed epoch
+    replays the same batch order."""
+    rng = np.random.default_rng([int(state.seed), int(state.epochs_run)])
+    start = int(state.batch_in_epoch)
+    means, count, last_save = {}, 0, time.time()
+    bar = tqdm.tqdm(total=train_set.num_batches, initial=start, desc=f'epoch {int(state.epoch) + 1}',
+                    unit='step', dynamic_ncols=True, leave=False)
+    for index, batch in enumerate(train_set.epoch(rng)):
+        if index < start:
+            continue
+        if int(state.step) >= hps.num_steps:
+            break
+        step = int(state.step)
+        out = train_step(*step_inputs(batch, step, hps.png_width))
+        state.step.assign_add(1)
+        state.batch_in_epoch.assign(index + 1)
+        values = {k: float(v) for k, v in out.items()}
+        if not np.isfinite(values['loss']):
+            raise utils.UserError(f'non-finite training loss at step {step}: {values}')
+        count += 1
+        for key, value in values.items():
+            means[key] = means.get(key, 0.0) + (value - means.get(key, 0.0)) / count
+        if step % log_every == 0:
+            write_scalars(writer, 'Train_', values, step)
+            bar.set_postfix(loss=f"{values['loss']:.2f}", lil=f"{values['lil_loss']:.2f}")
+        if checkpoint_minutes > 0 and time.time() - last_save > 60 * checkpoint_minutes:
+            checkpoints.save_last()
+            last_save = time.time()
+        bar.update(1)
+    bar.close()
+    return means
+
+
+def end_of_epoch(net, eval_step, sets, state, checkpoints, writer, train_means):
+    """Validate; save and test on improvement, else roll back to the best checkpoint and count a strike.
+    Returns the epoch's record (train means, valid and test losses, alive counts, outcome)."""
+    _, valid_set, test_set = sets
+    step = int(state.step)
+    valid, winners = evaluate(eval_step, valid_set, step)
+    state.epochs_run.assign_add(1)
+    state.batch_in_epoch.assign(0)
+    alive = alive_counts(net, winners)
+    write_scalars(writer, 'Valid_', valid, step)
+    write_scalars(writer, '', alive, step)
+    line = (f"epoch {int(state.epoch) + 1} step {step}: train loss {train_means.get('loss', float('nan')):.3f} "
+            f"lil {train_means.get('lil_loss', float('nan')):.3f} | valid lil {valid['lil_loss']:.3f} | "
+            f"lr {train_means.get('learning_rate', float('nan')):.2e} kl_w {valid['kl_weight']:.4f}")
+    if alive:
+        k = net.mixture_weights().shape[0]
+        line += (f" | alive {alive['Alive_Gaussians_Win']}/{k} winning, "
+                 f"{alive['Alive_Gaussians_Alpha']}/{k} alpha>1/(10K)")
+        with writer.as_default(step=step):
+            tf.summary.histogram('de_alpha', net.mixture_weights())
+    if valid['lil_loss'] < float(state.best_valid_loss):
+        state.best_valid_loss.assign(valid['lil_loss'])
+        state.strikes.assign(0)
+        state.epoch.assign_add(1)
+        checkpoints.save_best()
+        test, _ = evaluate(eval_step, test_set, step)
+        write_scalars(writer, 'Eval_', test, step)
+        print(f"{line} | test lil {test['lil_loss']:.3f} loss {test['loss']:.3f} | saved", flush=True)
+        return dict(step=step, train=train_means, valid=valid, test=test, improved=True, **alive)
+    strikes, epochs_run = int(state.strikes) + 1, int(state.epochs_run)
+    if checkpoints.best.latest_checkpoint:
+        checkpoints.restore(checkpoints.best.latest_checkpoint)
+    state.strikes.assign(strikes)
+    state.epochs_run.assign(epochs_run)
+    checkpoints.save_last()
+    print(f'{line} | no improvement: restored step {int(state.step)}, strike {strikes}/{MAX_STRIKES}', flush=True)
+    return dict(step=step, train=train_means, valid=valid, test=None, improved=False, **alive)
+
+
+def train_and_evaluate(hps, sets, log_root, seed=0, jit_compile=False, log_every=20, max_epochs=100000,
+                       checkpoint_minutes=30.0, resume=False):
+    """Build the model, optionally resume, and train until five strikes, max_epochs or num_steps."""
+    net = model_lib.build_model(hps)
+    state = TrainState()
+    state.seed.assign(seed)
+    checkpoints = Checkpoints(log_root, net, state)
+    if resume:
+        path = checkpoints.newest()
+        if path is None:
+            raise utils.UserError(f'--resume_training: no checkpoint in {log_root}')
+        checkpoints.restore(path)
+        print(f'resumed {path}: step {int(state.step)}, epoch {int(state.epoch)}, strikes {int(state.strikes)}')
+    train_step, eval_step = model_lib.compile_steps(net, hps.batch_size, hps.max_seq_len, hps.png_width,
+                                                    jit_compile=jit_compile)
+    writer = tf.summary.create_file_writer(log_root)
+    with writer.as_default(step=0):
+        tf.summary.scalar('Num_Trainable_Params', sum(int(np.prod(v.shape)) for v in net.trainable_variables))
+    interrupted, history = False, []
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        while (int(state.strikes) < MAX_STRIKES and int(state.epochs_run) < max_epochs
+               and int(state.step) < hps.num_steps):
+            means = run_epoch(train_step, sets[0], state, hps, writer, log_every, checkpoints, checkpoint_minutes)
+            history.append(end_of_epoch(net, eval_step, sets, state, checkpoints, writer, means))
+    except KeyboardInterrupt:
+        path = checkpoints.save_last()
+        print(f'\ninterrupted: saved {path} at step {int(state.step)}; continue with --resume_training', flush=True)
+        interrupted = True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        writer.flush()
+    return dict(step=int(state.step), epoch=int(state.epoch), best_valid_loss=float(state.best_valid_loss),
+                strikes=int(state.strikes), interrupted=interrupted, history=history, model=net)
+
+
+@utils.cli_main
+def main(argv):
+    del argv
+    cfg = flags.FLAGS
+    seed = cfg.seed if cfg.seed is not None else int(np.random.SeedSequence().entropy % (2 ** 31))
+    tf.random.set_seed(seed)
+    if cfg.seed is not None:
+        tf.config.experimental.enable_op_determinism()
+    hps, *sets = prepare_run(cfg.log_root, cfg.data_dir, cfg.hparams, cfg.resume_training)
+    print(f"model_type {hps.model_type}, categories {hps.categories}, max_seq_len {hps.max_seq_len}, "
+          f"{len(sets[0].strokes)} training sketches, {sets[0].num_batches} steps/epoch, seed {seed}")
+    result = train_and_evaluate(hps, sets, cfg.log_root, seed=seed, jit_compile=cfg.jit_compile,
+                                log_every=cfg.log_every, max_epochs=cfg.max_epochs,
+                                checkpoint_minutes=cfg.checkpoint_minutes, resume=cfg.resume_training)
+    print(f"done: step {result['step']}, best valid lil {result['best_valid_loss']:.3f}, "
+          f"checkpoints in {cfg.log_root}")
+
+
+if __name__ == '__main__':
+    define_flags()
+    app.run(main)
