@@ -33,15 +33,13 @@ import sample as sample_lib  # noqa: E402
 import utils  # noqa: E402
 
 def define_flags():
-    """The command-line flags, defined only when run as a program (importing this module defines none). They may
-    override flags of the same name that classifier.py defines when it is imported."""
-    define = dict(allow_override=True)
-    flags.DEFINE_string('sample_dir', None, 'Directory written by sample.py (default: sample).', **define)
-    flags.DEFINE_string('output_dir', None, "The original's name for --sample_dir.", **define)
-    flags.DEFINE_string('model_dir', 'model', 'train.py --log_root of the model that made the samples.', **define)
-    flags.DEFINE_string('classifier_dir', None, 'A classifier.py --output_dir: also print Rec.', **define)
-    flags.DEFINE_integer('batch_size', 256, 'Sketches encoded at once.', **define)
-    flags.DEFINE_integer('chunk', 256, 'Generated codes ranked at once (memory: chunk x N float64).', **define)
+    """The command-line flags, defined only when run as a program (importing this module defines none)."""
+    flags.DEFINE_string('sample_dir', None, 'Directory written by sample.py (default: sample).')
+    flags.DEFINE_string('output_dir', None, "The original's name for --sample_dir.")
+    flags.DEFINE_string('model_dir', 'model', 'train.py --log_root of the model that made the samples.')
+    flags.DEFINE_string('classifier_dir', None, 'A classifier.py --output_dir: also print Rec.')
+    flags.DEFINE_integer('batch_size', 256, 'Sketches encoded at once.')
+    flags.DEFINE_integer('chunk', 256, 'Generated codes ranked at once (memory: chunk x N float64).')
 
 
 FLAGS = flags.FLAGS
@@ -215,6 +213,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    import classifier  # noqa: F401  (before define_flags: it defines flags of the same names at import)
     define_flags()
     app.run(main)

@@ -98,7 +98,8 @@ def encode_batched(net, strokes, images, batch_size):
     `strokes` [N, T+1, 5] feed stroke encoders, `images` [N, W, W] in [-1, 1] image encoders; None for the unused."""
     n = len(images if images is not None else strokes)
     width = net.hps.png_width
-    encode = tf.function(net.encode, input_signature=[tf.TensorSpec([None, None, 5], tf.float32),
+    rows = strokes.shape[1] if strokes is not None else 1  # a stroke encoder's loop needs a static length
+    encode = tf.function(net.encode, input_signature=[tf.TensorSpec([None, rows, 5], tf.float32),
                                                       tf.TensorSpec([None, width, width], tf.float32)])
     mus, sigma2s = [], []
     for start in range(0, n, batch_size):

@@ -600,24 +600,18 @@ def render_reference(seq3_list, width=48, progress=False):
 _CHUNK = 256  # most sketches per task of render_fast
 
 
-def _row_owners(lengths):
-    """For the rows of sketches laid one after another: the sketch of each row and the row's index in it."""
-    owner = np.repeat(np.arange(len(lengths)), lengths)
-    return owner, np.arange(len(owner)) - (np.cumsum(lengths) - lengths)[owner]
-
-
 def _drawing_geometries(rows, lengths, width, margin=1.5):
     """drawing_geometry of many sketches at once, bit for bit: [N, 3] rows (X0, Y0, scale).
 
     rows: the sketches' stroke-3 rows one after another, float64 [sum(lengths), 3]. Each sketch's pen positions
-    are summed in order along its own row of a zero-padded [N, T, 2] array: the same float64 sums as
+    are summed in order along its own row of a zero-padded [2, N, T] array: the same float64 sums as
     drawing_geometry's, and the padding only repeats the last position, so the bounds are unchanged."""
-    owner, index = _row_owners(lengths)
-    offsets = np.zeros((len(lengths), max(lengths.max(initial=0), 1), 2))
-    offsets[owner, index] = rows[:, 0:2]
-    positions = np.cumsum(offsets, axis=1)
-    min_x, min_y = positions.min(axis=1, initial=0.0).T
-    max_x, max_y = positions.max(axis=1, initial=0.0).T
+    inside = np.arange(max(lengths.max(initial=0), 1)) < lengths[:, None]  # [N, T]: row t of sketch n exists
+    offsets = np.zeros((2,) + inside.shape)
+    offsets[:, inside] = rows[:, 0:2].T
+    positions = np.cumsum(offsets, axis=2)
+    min_x, min_y = positions.min(axis=2, initial=0.0)
+    max_x, max_y = positions.max(axis=2, initial=0.0)
     w, h = max_x - min_x, max_y - min_y
     norm = np.maximum(w, h)
     scale = (width - 2 * margin) / np.maximum(norm, 1e-5)
@@ -633,14 +627,15 @@ def _cairo_path_data(seq3_list, width):
     the one cairosvg builds from the SVG text of strokes_to_svg. A point is a MOVE_TO when the previous point
     lifted the pen (p = 1; initially 1), else a LINE_TO."""
     lengths = np.array([len(seq) for seq in seq3_list], np.int64)
-    rows = np.concatenate([np.reshape(seq, (-1, 3)) for seq in seq3_list], dtype=np.float64)
-    geometry = _drawing_geometries(rows, lengths, width)  # X0, Y0, scale
-    owner, index = _row_owners(lengths)
-    first = np.arange(len(rows)) - index  # first row of each row's sketch
-    steps = np.rint(rows[:, 0:2] * geometry[owner, 2:3] * 256.0)
-    totals = np.cumsum(steps, axis=0)  # integers: exact in any order
-    fixed = np.rint(geometry[owner, 0:2] * 256.0) + totals - (totals - steps)[first]  # sums restart per sketch
-    previous_pen = np.where(index == 0, 1.0, np.roll(rows[:, 2], 1))
+    starts = np.cumsum(lengths) - lengths  # first row of each sketch
+    rows = np.concatenate(seq3_list, dtype=np.float64)
+    geometry = np.repeat(_drawing_geometries(rows, lengths, width), lengths, axis=0)  # X0, Y0, scale of each row
+    steps = np.rint(rows[:, 0:2] * geometry[:, 2:3] * 256.0)  # offsets in 1/256 px: integers, so all sums are exact
+    totals = np.concatenate([np.zeros((1, 2)), np.cumsum(steps, axis=0)])  # totals[j] = steps[0] + ... + steps[j-1]
+    before = np.repeat(totals[starts], lengths, axis=0)  # the steps of the earlier sketches
+    fixed = np.rint(geometry[:, 0:2] * 256.0) + totals[1:] - before  # P_i = P_0 + its sketch's steps 0..i
+    previous_pen = np.concatenate([[1.0], rows[:-1, 2]])
+    previous_pen[starts[lengths > 0]] = 1.0
     # cairo_path_data_t is a 16-byte union: header {int type, int length} or point {double x, double y};
     # each of our elements is a header followed by its one point.
     data = np.zeros((len(rows), 2, 2))
@@ -648,7 +643,7 @@ def _cairo_path_data(seq3_list, width):
     header = data[:, 0].view(np.int32)
     header[:, 0] = np.where(previous_pen == 1, cairocffi.PATH_MOVE_TO, cairocffi.PATH_LINE_TO)
     header[:, 1] = 2
-    return data, 2 * np.concatenate([[0], np.cumsum(lengths)])
+    return data, 2 * np.append(starts, len(rows))
 
 
 def _render_chunk(seq3_list, width):
@@ -685,8 +680,9 @@ def render_fast(seq3_list, width=48, workers=None, progress=False):
     images = np.empty((len(seq3_list), width, width), np.uint8)
 
     def render(begin):
-        images[begin:begin + size] = _render_chunk(seq3_list[begin:begin + size], width)
-        return len(images[begin:begin + size])
+        chunk = seq3_list[begin:begin + size]
+        images[begin:begin + len(chunk)] = _render_chunk(chunk, width)
+        return len(chunk)
 
     with _progress_bar(len(seq3_list), progress) as bar, concurrent.futures.ThreadPoolExecutor(workers) as pool:
         for count in pool.map(render, range(0, len(seq3_list), size)):

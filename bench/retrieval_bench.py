@@ -69,7 +69,7 @@ def codes(n, dims, seed=0):
     """Real codes and noisy 'generated' re-encodings of them, float32 like the saved codes."""
     rng = np.random.default_rng(seed)
     real = rng.standard_normal((n, dims)).astype(np.float32)
-    return real, (real + 1.2 * rng.standard_normal((n, dims))).astype(np.float32)
+    return real, (real + 4.0 * rng.standard_normal((n, dims))).astype(np.float32)
 
 
 def main(argv):

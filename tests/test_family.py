@@ -8,6 +8,8 @@ import model
 import model_ia
 import model_rpclh
 import model_sketch_rnn
+import retrieval
+import sample
 import train
 import utils
 
@@ -409,7 +411,8 @@ TINY = ('categories=[bus,cat], num_per_category=40, batch_size=16, dec_rnn_size=
 
 @pytest.mark.parametrize('model_type', ['sketch_rnn', 'rpclh', 'ia'])
 def test_train_resume_restore(model_type, png_data_dir, tmp_path):
-    """Train one epoch, resume for a second, restore the best checkpoint, encode test sketches and generate."""
+    """Train one epoch, resume for a second, restore the best checkpoint, encode test sketches, generate, sample
+    with sample.py and score the samples with retrieval.py."""
     log_root = str(tmp_path / model_type)
     tf.random.set_seed(0)
     hps, *sets = train.prepare_run(log_root, png_data_dir, f'{TINY}, model_type={model_type}', resume=False)
@@ -441,3 +444,9 @@ def test_train_resume_restore(model_type, png_data_dir, tmp_path):
         np.testing.assert_allclose(net.mixture_weights().numpy().sum(), 1.0, rtol=1e-5)
     if model_type == 'ia':
         assert net.labels(mu, sigma2).shape == (16,)
+    sample_dir = str(tmp_path / 'sample')
+    count = sample.sample(net, sets[2], sample_dir, num_per_category=5, seed=3, progress=False)
+    samples = retrieval.load_sample_dir(sample_dir, hps.categories)
+    assert count == len(samples.names) == 10
+    scores = retrieval.ret_scores(samples.codes, retrieval.encode_generated(net, samples, sample_dir))
+    assert sorted(scores) == [1, 10, 50] and 0.0 <= scores[1] <= scores[10] == scores[50] == 1.0

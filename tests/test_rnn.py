@@ -187,10 +187,9 @@ def test_hyper_modulator_inits():
     z_beta = cell.Z_beta.numpy()
     assert z_beta.shape == (64, 4 * 32)
     assert abs(z_beta.std() - 0.01) < 0.001 and abs(z_beta.mean()) < 0.001
-    # hence α(h̃) = (h̃·0 + 1)·A ≡ 0.1 and β ≡ 0 at init for any h̃
-    alpha = (np.random.default_rng(0).normal(size=[2, 64]) @ cell.Z_alpha.numpy()[:, :32] + 1.0) @ cell.A_alpha[0]
-    np.testing.assert_allclose(alpha, 0.1, rtol=1e-6)
-    assert rnn.make_cell("hyper", N, IN, False, 0.9).hyper_cell.num_units == 256
+    default = rnn.make_cell("hyper", N, IN, False, 0.9)
+    assert (default.hyper_cell.num_units, default.hyper_embedding_size) == (256, 32)
+    assert not default.hyper_cell.use_recurrent_dropout
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -283,9 +282,11 @@ def test_no_dropout_in_training_when_switched_off():
 
 
 def test_make_cell():
-    for kind, cls in [("lstm", rnn.LSTMCell), ("layer_norm", rnn.LayerNormLSTMCell), ("hyper", rnn.HyperLSTMCell)]:
+    for kind, cls, num_variables in [("lstm", rnn.LSTMCell, 3), ("layer_norm", rnn.LayerNormLSTMCell, 6),
+                                     ("hyper", rnn.HyperLSTMCell, 6 + 12)]:
         cell = build(kind)
         assert type(cell) is cls and cell.dropout_keep_prob == KEEP and cell.use_recurrent_dropout
+        assert len(cell.trainable_variables) == num_variables  # the hyper cell's variables are tracked too
     assert build("hyper").hyper_cell.num_units == H_HYPER and build("hyper").hyper_embedding_size == E
     with pytest.raises(ValueError, match="gru"):
         rnn.make_cell("gru", N, IN, False, 0.9)

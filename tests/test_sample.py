@@ -207,25 +207,24 @@ def test_interpolation_strip(restored, tmp_path):
 
 # ------------------------------------------------------------------------------------------------ command line
 
-def run_cli(repo_dir, *args):
-    return subprocess.run([sys.executable, os.path.join(repo_dir, 'sample.py'), *args], capture_output=True,
-                          text=True, cwd=repo_dir, timeout=300)
-
-
-def assert_one_error_line(result, message):
-    assert result.returncode == 1
-    lines = [line for line in result.stderr.splitlines() if line.startswith('error:')]
-    assert len(lines) == 1 and message in lines[0], result.stderr
-    assert 'Traceback' not in result.stderr
+def start_cli(repo_dir, *args):
+    return subprocess.Popen([sys.executable, os.path.join(repo_dir, 'sample.py'), *args], cwd=repo_dir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_cli_errors(repo_dir, trained_model_dir, png_data_dir, tmp_path):
-    assert_one_error_line(run_cli(repo_dir, '--latent=posterior', f'--model_dir={trained_model_dir}'),
-                          "unknown --latent 'posterior'")
-    assert_one_error_line(run_cli(repo_dir, f'--model_dir={tmp_path / "nowhere"}'), 'does not exist')
-    result = run_cli(repo_dir, f'--model_dir={trained_model_dir}', f'--data_dir={png_data_dir}',
-                     f'--output_dir={tmp_path / "out"}', '--num_per_category=31')
-    assert_one_error_line(result, '--num_per_category=31 is larger than the test split (30')
+    """Three bad runs at once, each ending with one `error:` line and exit code 1."""
+    runs = [(start_cli(repo_dir, '--latent=posterior', f'--model_dir={trained_model_dir}'),
+             "unknown --latent 'posterior'"),
+            (start_cli(repo_dir, f'--model_dir={tmp_path / "nowhere"}'), 'does not exist'),
+            (start_cli(repo_dir, f'--model_dir={trained_model_dir}', f'--data_dir={png_data_dir}',
+                       f'--output_dir={tmp_path / "out"}', '--num_per_category=31'),
+             '--num_per_category=31 is larger than the test split (30')]
+    for process, message in runs:
+        _, stderr = process.communicate(timeout=300)
+        errors = [line for line in stderr.splitlines() if line.startswith('error:')]
+        assert process.returncode == 1 and len(errors) == 1 and message in errors[0], (process.returncode, stderr)
+        assert 'Traceback' not in stderr
 
 
 # ------------------------------------------------------------------------------------------------ other family members

@@ -46,10 +46,35 @@ def test_fast_matches_reference_on_real_sketches(data_dir):
         strokes = utils.load_strokes_npz(utils.category_npz_path(data_dir, c))
         sketches += (strokes['train'] + strokes['valid'] + strokes['test'])[::6]
     assert len(sketches) >= 300
-    reference = utils.render_reference(sketches).astype(int)
+    reference = utils.render_reference(sketches)
     fast = utils.render_fast(sketches, workers=2)
-    assert np.abs(fast - reference).max() <= 1
+    np.testing.assert_array_equal(fast, reference)
     assert (fast < 128).any(axis=(1, 2)).all()  # every sketch left ink
+
+
+def _awkward_sketches():
+    rng = np.random.default_rng(0)
+    return [np.array([[3, 4, 1]]),  # a single point: white
+            np.zeros((5, 3)),  # zero extent
+            np.c_[rng.integers(-20, 21, (1500, 2)), rng.random(1500) < 0.05],  # long: rounding drift, miter spikes
+            np.c_[rng.normal(0, 0.3, (120, 2)).astype(np.float32), rng.random(120) < 0.1],  # float, like samples
+            np.array([[0, 0, 0], [10, 3, 0], [-10, 3, 0], [10, 3, 0], [0, -40, 0], [1, 40, 0], [1, -40, 1]]),
+            np.array([[5, -5, 0], [0, 0, 1], [-3, 2, 0], [3, 2, 0]])]  # last point keeps the pen down
+
+
+@pytest.mark.parametrize('width', [48, 50])  # A8 rows of 50 pixels are padded to 52 bytes in cairo
+def test_fast_matches_reference_on_awkward_sketches(width):
+    sketches = _awkward_sketches()
+    np.testing.assert_array_equal(utils.render_fast(sketches, width, workers=3),
+                                  utils.render_reference(sketches, width))
+
+
+def test_batched_geometry_is_drawing_geometry_bit_for_bit(data_dir):
+    sketches = utils.load_strokes_npz(utils.category_npz_path(data_dir, 'flower'))['train'][:50]
+    sketches += _awkward_sketches() + [np.zeros((0, 3))]
+    lengths = np.array([len(s) for s in sketches])
+    batched = utils._drawing_geometries(np.concatenate(sketches, dtype=np.float64), lengths, 48)
+    np.testing.assert_array_equal(batched, [utils.drawing_geometry(s) for s in sketches])  # exact, not close
 
 
 def test_render_fast_edge_cases(data_dir):
@@ -59,6 +84,8 @@ def test_render_fast_edge_cases(data_dir):
     assert (images[0] == 255).all() and (images[1] == 255).all()
     np.testing.assert_array_equal(images[2], utils.render_fast([sketch], workers=1)[0])  # fitted to the box
     assert utils.render_fast([], workers=2).shape == (0, 48, 48)
+    sketches = [np.zeros((0, 3))] * 3 + [sketch] * 5
+    np.testing.assert_array_equal(utils.render_fast(sketches, workers=3), utils.render_fast(sketches, workers=1))
 
 
 def test_write_png_npz_keeps_order_and_writes_atomically(tmp_path, data_dir):

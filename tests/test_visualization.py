@@ -45,7 +45,7 @@ def clustered_samples(num_per_cluster=12, hierarchical=False):
 
 
 def test_tsne_keeps_separated_clusters_apart():
-    samples, means, cluster = clustered_samples(num_per_cluster=40)
+    samples, means, cluster = clustered_samples(num_per_cluster=25)
     embedded = visualization.tsne_embedding(samples.codes, seed=0)
     assert embedded.shape == (len(cluster), 2)
     distance = ((embedded[:, None] - embedded[None]) ** 2).sum(-1) + np.diag(np.full(len(cluster), np.inf))

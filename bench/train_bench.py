@@ -1,0 +1,128 @@
+"""How fast is one training step, and which execution mode should be the default?
+
+For each configuration and mode (eager, tf.function, tf.function + XLA) a fresh process builds the model, feeds
+batches of real bundled sketches padded to T steps (random images for the image encoders: the arithmetic does not
+depend on the values), runs warm-up steps, then times --steps training steps. Prints the median seconds per step,
+training sketches/s, the peak resident memory of the process, and the ratio against the original TF1 code's
+seconds per step measured on this 2-core machine (the anchors of issue 4).
+
+  python3 bench/train_bench.py                       # the whole table (long: the 2048-unit model is slow on a CPU)
+  python3 bench/train_bench.py --configs=skrnn-lstm --modes=function
+"""
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from absl import app, flags  # noqa: E402
+
+# name -> (hparams, seconds per step of the original TF1 code on this machine, or None)
+CONFIGS = {
+    'skrnn-lstm': ('model_type=sketch_rnn, dec_model=lstm, enc_model=lstm, dec_rnn_size=512, enc_rnn_size=256, '
+                   'batch_size=100', 2.7),
+    'skrnn-layer_norm': ('model_type=sketch_rnn, dec_model=layer_norm, enc_model=lstm, dec_rnn_size=512, '
+                         'enc_rnn_size=256, batch_size=100', 3.3),
+    'skrnn-hyper': ('model_type=sketch_rnn, dec_model=hyper, enc_model=lstm, dec_rnn_size=512, enc_rnn_size=256, '
+                    'batch_size=100', 5.4),
+    'rpcl-hyper512': ('model_type=rpcl, dec_model=hyper, dec_rnn_size=512, batch_size=128', 5.9),
+    'rpcl-default': ('model_type=rpcl, dec_model=hyper, dec_rnn_size=2048, batch_size=128', None),
+}
+MODES = ('eager', 'function', 'xla')
+
+flags.DEFINE_list('configs', list(CONFIGS), f'Configurations to time: {", ".join(CONFIGS)}.')
+flags.DEFINE_list('modes', list(MODES), 'Execution modes: eager, function, xla.')
+flags.DEFINE_integer('max_seq_len', 250, 'T: every batch is padded to this many steps (sketch-rnn: 250).')
+flags.DEFINE_integer('steps', 3, 'Timed steps per run (after two warm-up steps; eager runs one of each).')
+flags.DEFINE_string('worker', None, 'Internal: time one config:mode in this process and print JSON.')
+FLAGS = flags.FLAGS
+
+
+def real_batch(hps, max_seq_len):
+    """Real bundled sketches (normalised as training does) padded to [B, T+1, 5], and random images."""
+    import numpy as np
+    import utils
+    sketches = []
+    for c in ('bee', 'bus', 'car', 'cat', 'flower'):
+        sketches += utils.load_strokes_npz(utils.category_npz_path(os.path.join(REPO, 'data'), c))['train']
+    sketches = [np.clip(s, -1000, 1000).astype(np.float32) for s in sketches[:hps.batch_size]]
+    factor = utils.scale_factor(sketches)
+    for s in sketches:
+        s[:, :2] /= factor
+    images = np.random.default_rng(0).uniform(-1, 1, (hps.batch_size, hps.png_width, hps.png_width))
+    return utils.to_stroke5(sketches, max_seq_len), images.astype(np.float32)
+
+
+def time_one(config, mode, max_seq_len, steps):
+    """Seconds per training step of one configuration in one mode (this process)."""
+    import tensorflow as tf
+    import model
+    import utils
+    tf.random.set_seed(0)
+    hps = utils.get_default_hparams().parse(CONFIGS[config][0]).replace(max_seq_len=max_seq_len)
+    net = model.build_model(hps)
+    strokes, images = real_batch(hps, max_seq_len)
+    if mode == 'eager':
+        step_fn, warmup, steps = net.train_step, 1, 1
+    else:
+        step_fn, _ = model.compile_steps(net, hps.batch_size, max_seq_len, hps.png_width,
+                                         jit_compile=mode == 'xla')
+        warmup = 2
+    args = [tf.constant(strokes), tf.constant(images)]
+    start = time.perf_counter()
+    for s in range(warmup):
+        float(step_fn(*args, tf.constant(s, tf.int64))['loss'])
+    first = time.perf_counter() - start
+    times = []
+    for s in range(steps):
+        start = time.perf_counter()
+        float(step_fn(*args, tf.constant(warmup + s, tf.int64))['loss'])
+        times.append(time.perf_counter() - start)
+    return dict(seconds=statistics.median(times), warmup_seconds=first, batch=hps.batch_size,
+                peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def run_worker(config, mode):
+    """Time config:mode in a fresh process, so peak memory and compilation caches are its own."""
+    cmd = [sys.executable, os.path.abspath(__file__), f'--worker={config}:{mode}',
+           f'--max_seq_len={FLAGS.max_seq_len}', f'--steps={FLAGS.steps}']
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith('{')]
+    if proc.returncode != 0 or not lines:
+        return dict(error=(proc.stderr.strip().splitlines() or ['failed'])[-1])
+    return json.loads(lines[-1])
+
+
+def main(argv):
+    del argv
+    if FLAGS.worker:
+        config, mode = FLAGS.worker.split(':')
+        print(json.dumps(time_one(config, mode, FLAGS.max_seq_len, FLAGS.steps)))
+        return
+    unknown = [c for c in FLAGS.configs if c not in CONFIGS] + [m for m in FLAGS.modes if m not in MODES]
+    if unknown:
+        sys.exit(f'error: unknown configs or modes: {", ".join(unknown)}')
+    print(f'T = {FLAGS.max_seq_len}, median of {FLAGS.steps} steps after warm-up, {os.cpu_count()} cores, '
+          f'load average {os.getloadavg()[0]:.1f}')
+    print(f'{"config":<17} {"mode":<9} {"s/step":>8} {"sketches/s":>11} {"peak MiB":>9} {"TF1 s/step":>11} '
+          f'{"speed-up":>9} {"1st steps s":>12}')
+    for config in FLAGS.configs:
+        anchor = CONFIGS[config][1]
+        for mode in FLAGS.modes:
+            r = run_worker(config, mode)
+            if 'error' in r:
+                print(f'{config:<17} {mode:<9} failed: {r["error"]}')
+                continue
+            ratio = f'{anchor / r["seconds"]:.2f}x' if anchor else '-'
+            print(f'{config:<17} {mode:<9} {r["seconds"]:>8.2f} {r["batch"] / r["seconds"]:>11.1f} '
+                  f'{r["peak_mib"]:>9.0f} {anchor or "-":>11} {ratio:>9} {r["warmup_seconds"]:>12.1f}', flush=True)
+
+
+if __name__ == '__main__':
+    app.run(main)
