@@ -550,13 +550,8 @@ def augment_image(img_float, hps, rng):
 def drawing_geometry(seq3, width=48, margin=1.5):
     """SPEC §2.2: (X0, Y0, scale) of a sketch. The bounding box of the pen positions includes the origin; the
     drawing is fitted to [margin, width - margin]^2 keeping its aspect ratio and centred along its shorter axis."""
-    positions = np.cumsum(np.asarray(seq3, np.float64)[:, 0:2], axis=0)  # sequential sums, as the original's
-    min_x, min_y = positions.min(axis=0, initial=0.0).tolist()
-    max_x, max_y = positions.max(axis=0, initial=0.0).tolist()
-    w, h = max_x - min_x, max_y - min_y
-    norm = max(w, h)
-    scale = (width - 2 * margin) / max(norm, 1e-5)
-    return ((norm - w) * 0.5 - min_x) * scale + margin, ((norm - h) * 0.5 - min_y) * scale + margin, scale
+    rows = np.asarray(seq3, np.float64)
+    return tuple(_drawing_geometries(rows, np.array([len(rows)]), width, margin)[0].tolist())
 
 
 def strokes_to_svg(seq3, width=48, margin=1.5, color='black'):
@@ -601,11 +596,11 @@ _CHUNK = 256  # most sketches per task of render_fast
 
 
 def _drawing_geometries(rows, lengths, width, margin=1.5):
-    """drawing_geometry of many sketches at once, bit for bit: [N, 3] rows (X0, Y0, scale).
+    """The SPEC §2.2 geometry of many sketches at once: [N, 3] rows (X0, Y0, scale).
 
     rows: the sketches' stroke-3 rows one after another, float64 [sum(lengths), 3]. Each sketch's pen positions
-    are summed in order along its own row of a zero-padded [2, N, T] array: the same float64 sums as
-    drawing_geometry's, and the padding only repeats the last position, so the bounds are unchanged."""
+    are summed in order along its own row of a zero-padded [2, N, T] array (sequential float64 sums, as the
+    original's); the padding only repeats the last position, so the bounds are unchanged."""
     inside = np.arange(max(lengths.max(initial=0), 1)) < lengths[:, None]  # [N, T]: row t of sketch n exists
     offsets = np.zeros((2,) + inside.shape)
     offsets[:, inside] = rows[:, 0:2].T

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import cases
 import model
 import model_ia
 import model_rpclh
@@ -234,15 +235,7 @@ def np_ia_m_step(w, z, s2, alpha, m, v):
 
 @pytest.fixture
 def ia_case():
-    rng = np.random.default_rng(1)
-    k, d, b = 4, 5, 10
-    m = rng.uniform(-1, 1, (k, d)).astype(np.float32)
-    v = rng.uniform(0.3, 1.5, (k, d)).astype(np.float32)
-    alpha = rng.dirichlet(np.ones(k))[:, None].astype(np.float32)
-    mu = (m[rng.integers(0, k, b)] + 0.3 * rng.normal(size=(b, d))).astype(np.float32)
-    s2 = rng.uniform(0.1, 0.6, (b, d)).astype(np.float32)
-    z = (mu + np.sqrt(s2) * rng.normal(size=(b, d))).astype(np.float32)
-    return dict(m=m, v=v, alpha=alpha, mu=mu, s2=s2, z=z)
+    return cases.latent_case(1, k=4, d=5, b=10, s2_low=0.1, s2_high=0.6)
 
 
 def test_ia_e_step_and_harmony_weights_match_numpy(ia_case):

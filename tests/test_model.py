@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import cases
 import model
 import utils
 
@@ -91,15 +92,7 @@ def np_mdn_loss(params, targets, mask_pen):
 
 @pytest.fixture
 def gmm_case():
-    rng = np.random.default_rng(0)
-    k, d, b = 4, 6, 9
-    m = rng.uniform(-1, 1, (k, d)).astype(np.float32)
-    v = rng.uniform(0.3, 1.5, (k, d)).astype(np.float32)
-    alpha = rng.dirichlet(np.ones(k))[:, None].astype(np.float32)
-    mu = (m[rng.integers(0, k, b)] + 0.3 * rng.normal(size=(b, d))).astype(np.float32)
-    s2 = rng.uniform(0.05, 0.5, (b, d)).astype(np.float32)
-    z = (mu + np.sqrt(s2) * rng.normal(size=(b, d))).astype(np.float32)
-    return dict(m=m, v=v, alpha=alpha, mu=mu, s2=s2, z=z)
+    return cases.latent_case(0, k=4, d=6, b=9, s2_low=0.05, s2_high=0.5)
 
 
 def test_e_step_matches_numpy(gmm_case):

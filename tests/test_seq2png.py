@@ -69,12 +69,25 @@ def test_fast_matches_reference_on_awkward_sketches(width):
                                   utils.render_reference(sketches, width))
 
 
-def test_batched_geometry_is_drawing_geometry_bit_for_bit(data_dir):
+def spec_geometry(seq3, width=48, margin=1.5):
+    """SPEC §2.2 walked point by point as the original's get_bounds / draw_strokes."""
+    min_x = max_x = min_y = max_y = x = y = 0.0
+    for dx, dy, _ in seq3:
+        x, y = x + float(dx), y + float(dy)
+        min_x, max_x, min_y, max_y = min(min_x, x), max(max_x, x), min(min_y, y), max(max_y, y)
+    w, h = max_x - min_x, max_y - min_y
+    border_x, border_y, norm = ((0.0, (w - h) * 0.5, w) if w > h else ((h - w) * 0.5, 0.0, h))
+    scale = (width - 2 * margin) / max(norm, 1e-5)
+    return (-min_x + border_x) * scale + margin, (-min_y + border_y) * scale + margin, scale
+
+
+def test_geometry_matches_the_spec_walk_bit_for_bit(data_dir):
     sketches = utils.load_strokes_npz(utils.category_npz_path(data_dir, 'flower'))['train'][:50]
     sketches += _awkward_sketches() + [np.zeros((0, 3))]
     lengths = np.array([len(s) for s in sketches])
     batched = utils._drawing_geometries(np.concatenate(sketches, dtype=np.float64), lengths, 48)
-    np.testing.assert_array_equal(batched, [utils.drawing_geometry(s) for s in sketches])  # exact, not close
+    np.testing.assert_array_equal(batched, [spec_geometry(s) for s in sketches])  # exact, not close
+    assert utils.drawing_geometry(sketches[0]) == spec_geometry(sketches[0])
 
 
 def test_render_fast_edge_cases(data_dir):
