@@ -29,10 +29,10 @@ from absl import app, flags  # noqa: E402
 import rnn  # noqa: E402
 
 flags.DEFINE_list("cells", ["lstm", "layer_norm", "hyper"], "Cell types to time.")
-flags.DEFINE_list("methods", ["while_loop", "scan", "partial", "python"], "Time loops to time.")
+flags.DEFINE_list("methods", ["while_loop", "scan", "partial"],
+                  "Time loops to time; 'python' (full unroll) is not a default: at T=250 its graph-mode run was "
+                  "OOM-killed at 24 GB and XLA-compiling the hyper cell's unrolled graph took ~2 min already at T=20.")
 flags.DEFINE_list("modes", ["graph", "xla"], "graph = tf.function; xla = tf.function(jit_compile=True).")
-flags.DEFINE_list("skip", ["python:xla"], "method:mode pairs not to run (XLA compile of a fully python-unrolled "
-                  "hyper loop took ~2 min at T=20 and grows with T).")
 flags.DEFINE_bool("baseline", True, "Also time the TF1-structured dynamic_rnn baseline.")
 flags.DEFINE_integer("batch", 100, "Batch size B.")
 flags.DEFINE_integer("steps", 250, "Sequence length T.")
@@ -119,24 +119,26 @@ def forward_backward_fn(cell, unroll, jit_compile):
 
 
 def time_calls(call):
-    """(seconds of the first call, median ms of FLAGS.runs calls after FLAGS.warmup more)."""
+    """(seconds of the first call, median wall ms and median process-CPU s of FLAGS.runs calls after FLAGS.warmup
+    more). CPU time is reported because the machine may be shared: it grows less than wall time under contention."""
     start = time.perf_counter()
     call()
     first = time.perf_counter() - start
     for _ in range(FLAGS.warmup):
         call()
-    times = []
+    wall, cpu = [], []
     for _ in range(FLAGS.runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         call()
-        times.append(time.perf_counter() - start)
-    return first, 1000.0 * float(np.median(times))
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return first, 1000.0 * float(np.median(wall)), float(np.median(cpu))
 
 
 def bench_method(kind, method, mode, data):
     cell = rnn.make_cell(kind, FLAGS.units, FLAGS.input_size, True, KEEP_PROB)
     fn = forward_backward_fn(cell, METHODS[method], jit_compile=(mode == "xla"))
-    args = [tf.constant(a) for a in data[kind]]
+    args = [tf.constant(a) for a in data]
     return time_calls(lambda: [g.numpy() for g in fn(*args)][-1])
 
 
@@ -220,7 +222,7 @@ def bench_baseline(kind, data):
     graph = tf.Graph()
     with graph.as_default():
         cell = TF1StyleCell(kind, FLAGS.units, FLAGS.input_size)
-        inputs, state, upstream, upstream_state = [tf.constant(a) for a in data[kind]]
+        inputs, state, upstream, upstream_state = [tf.constant(a) for a in data]
         outputs, final = tf.compat.v1.nn.dynamic_rnn(cell, inputs, initial_state=state, swap_memory=True)
         loss = tf.reduce_sum(outputs * upstream) + tf.reduce_sum(final * upstream_state)
         grads = tf.compat.v1.gradients(loss, tf.compat.v1.trainable_variables() + [state])
@@ -232,9 +234,10 @@ def bench_baseline(kind, data):
 # -------------------------------------------------------------------------------------------------- main
 
 def make_data(kind):
+    """inputs [B, T, in], initial state [B, S], upstream gradients of the outputs [B, T, N] and final state [B, S]."""
     rng = np.random.default_rng(0)
     b, t, n = FLAGS.batch, FLAGS.steps, FLAGS.units
-    state_size = 2 * (n + (256 if kind == "hyper" else 0))
+    state_size = 2 * (n + (256 if kind == "hyper" else 0))  # hyper_num_units = 256
     return [rng.standard_normal(shape).astype(np.float32) * scale
             for shape, scale in [([b, t, FLAGS.input_size], 1.0), ([b, state_size], 0.5), ([b, t, n], 1.0),
                                  ([b, state_size], 1.0)]]
@@ -242,26 +245,27 @@ def make_data(kind):
 
 def main(argv):
     del argv
+    tf.get_logger().setLevel("ERROR")  # one tf.function per row: retracing warnings are expected
     if FLAGS.steps % FLAGS.chunk:
         raise app.UsageError("--chunk must divide --steps")
     print(f"forward+backward, batch {FLAGS.batch}, T {FLAGS.steps}, N {FLAGS.units}, input {FLAGS.input_size}, "
           f"recurrent dropout on; median of {FLAGS.runs} runs after {FLAGS.warmup} warm-up; "
           f"TF {tf.__version__}, {os.cpu_count()} CPUs")
-    print(f"{'cell':<11}{'method':<22}{'mode':<7}{'median ms':>11}{'first call s':>14}{'vs baseline':>13}")
+    print(f"{'cell':<11}{'method':<18}{'mode':<6}{'median ms':>10}{'vs base':>9}{'cpu s':>7}{'first s':>9}"
+          f"{'load':>6}")
     for kind in FLAGS.cells:
-        data = {kind: make_data(kind)}
+        data = make_data(kind)
+        rows = [("tf1 dynamic_rnn", "v1", lambda: bench_baseline(kind, data))] if FLAGS.baseline else []
+        rows += [(f"partial (k={FLAGS.chunk})" if method == "partial" else method, mode,
+                  lambda method=method, mode=mode: bench_method(kind, method, mode, data))
+                 for method in FLAGS.methods for mode in FLAGS.modes]
         base_ms = None
-        if FLAGS.baseline:
-            first, base_ms = bench_baseline(kind, data)
-            print(f"{kind:<11}{'tf1 dynamic_rnn':<22}{'v1':<7}{base_ms:>11.0f}{first:>14.1f}{1.0:>12.2f}x", flush=True)
-        for method in FLAGS.methods:
-            for mode in FLAGS.modes:
-                if f"{method}:{mode}" in FLAGS.skip:
-                    continue
-                first, ms = bench_method(kind, method, mode, data)
-                ratio = f"{base_ms / ms:>12.2f}x" if base_ms else f"{'-':>13}"
-                label = f"partial (k={FLAGS.chunk})" if method == "partial" else method
-                print(f"{kind:<11}{label:<22}{mode:<7}{ms:>11.0f}{first:>14.1f}{ratio}", flush=True)
+        for label, mode, run in rows:
+            first, ms, cpu = run()
+            base_ms = base_ms or (ms if FLAGS.baseline else None)
+            ratio = f"{base_ms / ms:.2f}x" if base_ms else "-"
+            print(f"{kind:<11}{label:<18}{mode:<6}{ms:>10.0f}{ratio:>9}{cpu:>7.1f}{first:>9.1f}"
+                  f"{os.getloadavg()[0]:>6.1f}", flush=True)
 
 
 if __name__ == "__main__":

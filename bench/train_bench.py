@@ -33,6 +33,7 @@ CONFIGS = {
                     'batch_size=100', 5.4),
     'rpcl-hyper512': ('model_type=rpcl, dec_model=hyper, dec_rnn_size=512, batch_size=128', 5.9),
     'rpcl-default': ('model_type=rpcl, dec_model=hyper, dec_rnn_size=2048, batch_size=128', None),
+    'rpcl-demo': ('model_type=rpcl, dec_model=hyper, dec_rnn_size=256, z_size=64, batch_size=64, num_mixture=3', None),
 }
 MODES = ('eager', 'function', 'xla')
 

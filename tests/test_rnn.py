@@ -168,12 +168,13 @@ def test_w_xh_glorot_uniform_and_zero_biases(kind):
         assert w.shape == (fan_in, 4 * n)
         limit = np.sqrt(6.0 / (fan_in + 4 * n))
         assert 0.8 * limit < np.abs(w.numpy()).max() <= limit
-    for v in cell.trainable_variables:
-        name = v.name.split("/")[-1]
-        if name.startswith(("bias", "ln_beta", "ln_c_beta")):
-            np.testing.assert_array_equal(v.numpy(), 0.0)
-        if name.startswith(("ln_gamma", "ln_c_gamma")):
-            np.testing.assert_array_equal(v.numpy(), 1.0)
+    for module in [cell] + ([cell.hyper_cell] if kind == "hyper" else []):
+        v = values(module)
+        for name in {"bias", "ln_beta", "ln_c_beta"} & v.keys():
+            np.testing.assert_array_equal(v[name], 0.0)
+        for name in {"ln_gamma", "ln_c_gamma"} & v.keys():
+            np.testing.assert_array_equal(v[name], 1.0)
+        assert len({"bias", "ln_beta"} & v.keys()) >= 1
 
 
 def test_hyper_modulator_inits():
@@ -221,8 +222,7 @@ def test_unroll_equals_python_loop_of_call(kind):
     np.testing.assert_allclose(final.numpy(), loop_final.numpy(), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind, jit_compile", [(kind, False) for kind in KINDS] + [("hyper", True)])
 def test_lengths_keep_the_state_of_the_last_real_step(kind, jit_compile):
     cell = randomise(build(kind))
     rng = np.random.default_rng(4)
