@@ -5,11 +5,12 @@ LSTMCell, LayerNormLSTMCell and HyperLSTMCell (Ha et al. 2016) reproduce magenta
 dropout on tanh(j) only, fresh mask every step, training only) and one flat state tensor per cell in the original
 layouts, LSTM [c, h], LayerNorm [h, c], Hyper [h, h_hyper, c, c_hyper].
 
-Speed (measured by bench/rnn_unroll_bench.py): `unroll` projects the inputs of all steps with one matmul before the
-time loop and carries the state parts separately; the HyperLSTM computes h·W_hh together with the hyper cell's h part
-in one matmul, its twelve modulator embeddings in one matmul and their rank-E expansions in one batched matmul.
-tf.while_loop + TensorArray without XLA was the fastest loop for forward+backward on a 2-core CPU (XLA's matmuls were
-slower than oneDNN's here and XLA compile of python-unrolled loops takes minutes); numbers in the bench's docstring.
+Speed (bench/rnn_unroll_bench.py): `unroll` projects the inputs of all steps with one matmul before the time loop,
+carries the state parts separately, computes the HyperLSTM's twelve modulator embeddings with one matmul and their
+rank-E expansions with one batched matmul, and turns the per-step weight gradients of the recurrent products that add
+to the projected inputs into one matmul after the loop (with_deferred_weight_gradients). The loop is tf.while_loop +
+TensorArray in graph mode: tf.scan and a partially unrolled loop under XLA were no faster, the while/scan loops under
+XLA were 1.5-4x slower (XLA's CPU matmuls), and a fully python-unrolled loop ran out of memory at T = 250.
 The maths is the original's; only the summation order of the matmuls differs.
 """
 import tensorflow as tf
@@ -37,9 +38,26 @@ def lstm_orthogonal(n):
 
 
 def layer_norm(x, gamma, beta, epsilon=LN_EPSILON):
-    """Over the last axis: gamma·(x − mean)·rsqrt(var + eps) + beta."""
-    mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
-    return gamma * (x - mean) * tf.math.rsqrt(variance + epsilon) + beta
+    """Over the last axis: y = γ·x̂ + β with x̂ = (x − mean)·rsqrt(var + eps), γ and β shared over the first axis.
+
+    Its gradient is written out, dx = rsqrt(var + eps)·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·γ, dγ = Σ_b dy·x̂,
+    dβ = Σ_b dy: 11 ops where autodiff of the forward ops builds about twice as many inside the time loop.
+    """
+    @tf.custom_gradient
+    def normalise(x, gamma, beta):
+        centred = x - tf.reduce_mean(x, axis=-1, keepdims=True)
+        rstd = tf.math.rsqrt(tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True) + epsilon)
+        x_hat = centred * rstd
+
+        def gradient(dy):
+            g = dy * gamma
+            dx = rstd * (g - tf.reduce_mean(g, axis=-1, keepdims=True)
+                         - x_hat * tf.reduce_mean(g * x_hat, axis=-1, keepdims=True))
+            return dx, tf.reduce_sum(dy * x_hat, axis=0), tf.reduce_sum(dy, axis=0)
+
+        return gamma * x_hat + beta, gradient
+
+    return normalise(x, gamma, beta)
 
 
 def layer_norm_lstm_update(ln_weights, pre, c, num_units, memory):
@@ -51,6 +69,7 @@ def layer_norm_lstm_update(ln_weights, pre, c, num_units, memory):
     new_c = memory(i, j, f)
     return tf.tanh(layer_norm(new_c, gamma_c, beta_c)) * tf.sigmoid(o), new_c
 
+
 def dense(x, w):
     """x [..., in] · w [in, out] with one 2-D matmul whatever the leading axes."""
     flat = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), w)
@@ -61,11 +80,32 @@ def _variable(value, name):
     return tf.Variable(value, name=name, dtype=tf.float32)
 
 
+def with_deferred_weight_gradients(x_proj, weights, columns, operands):
+    """Identity on x_proj [T, B, P] whose gradient also carries dL/dW = Σ_t a_tᵀ·dL/dx_proj_t[:, columns] to each W.
+
+    For a product a_t·W that a step adds to x_proj_t[:, columns] (a_t = state part at t − 1), dL/d(a_t·W) equals
+    dL/dx_proj_t, so the time loop can use stop_gradient(W) and W's gradient becomes one [K, T·B]·[T·B, P] matmul
+    after the loop instead of T small matmuls and T accumulations inside it (~15% of an LSTM's forward+backward).
+    operands() returns the stacked a_t [T, B, K] per weight; the loop records them, so it is called only later.
+    """
+    @tf.custom_gradient
+    def identity(x, *unused_weights):
+        def gradient(dx):
+            flat_dx = tf.reshape(dx, [-1, dx.shape[-1]])
+            return [dx] + [tf.matmul(tf.reshape(a, [-1, a.shape[-1]]), flat_dx[:, start:stop], transpose_a=True)
+                           for a, (start, stop) in zip(operands(), columns)]
+        return tf.identity(x), gradient
+
+    return identity(x_proj, *weights)
+
+
 class _RecurrentCell(tf.Module):
     """What the three cells share: recurrent dropout, the flat state, __call__ and the time loop.
 
-    A subclass defines `_part_sizes` (state parts in layout order), `_h_part` (index of h), `project_inputs`,
-    `_recurrent_weights` (tensors read once per unroll) and `_step(weights, x_proj, parts, dropout_mask, training)`.
+    A subclass defines `_part_sizes` (state parts in layout order), `_h_part` (index of h), `_input_weights`,
+    `_recurrent_weights` (dict of tensors read once per unroll), `_step(weights, x_proj, parts, dropout_mask,
+    training)` and `_deferred`: (weight key, state part, x_proj columns) of each product part·weight that the step
+    adds to those x_proj columns (see with_deferred_weight_gradients).
     """
 
     def __init__(self, num_units, input_size, use_recurrent_dropout, dropout_keep_prob, name):
@@ -108,6 +148,16 @@ class _RecurrentCell(tf.Module):
         """new_c = c·σ(f + forget_bias) + σ(i)·drop(tanh(j))."""
         return c * tf.sigmoid(f + FORGET_BIAS) + tf.sigmoid(i) * self._candidate(j, dropout_mask, training)
 
+    def project_inputs(self, x, constant=None):
+        """x·W_x + b, [..., P]. With `constant` [B, C] (the last C input features, equal at every step of a
+        time-major x [T, B, in − C]) their product constant·W_x[in − C:] is computed once, not once per step."""
+        w, bias = self._input_weights()
+        steps = x.shape[-1]
+        if constant is not None:  # constant·W_x[in − C:] (+ b), once per sequence
+            bias = tf.matmul(constant, w[steps:]) + (0.0 if bias is None else bias)
+        proj = dense(x, w[:steps])
+        return proj if bias is None else proj + bias
+
     def step(self, x_proj, state, dropout_mask=None, training=False):
         """One time step from the projected input slice (see project_inputs): returns (h, new flat state)."""
         h, parts = self._step(self._recurrent_weights(), x_proj, self._split_state(state), dropout_mask, training)
@@ -116,8 +166,9 @@ class _RecurrentCell(tf.Module):
     def __call__(self, x, state, dropout_mask=None, training=False):
         return self.step(self.project_inputs(x), state, dropout_mask, training)
 
-    def unroll(self, inputs, initial_state, training=False, lengths=None):
-        """Run the cell over inputs [B, T, in] (T static) from a flat initial state [B, S].
+    def unroll(self, inputs, initial_state, training=False, lengths=None, constant_input=None):
+        """Run the cell over inputs [B, T, in] (T static) from a flat initial state [B, S]; with constant_input
+        [B, C], the step input is [inputs_t, constant_input] (inputs then has in − C features).
 
         Returns (outputs [B, T, N], final flat state [B, S]). With lengths [B], steps t >= lengths[b] keep the
         previous state and output zeros, so the final state is the one after the last real step.
@@ -128,22 +179,30 @@ class _RecurrentCell(tf.Module):
             raise ValueError("unroll needs a static number of time steps (inputs.shape[1])")
         if lengths is not None:
             lengths = tf.cast(lengths, tf.int32)
-        x_proj = self.project_inputs(tf.transpose(inputs, [1, 0, 2]))  # time-major, all steps in one matmul
+        weights = self._recurrent_weights()
+        keys, operand_parts, columns = zip(*self._deferred)
+        operand_steps = []  # filled after the loop, read only by the gradient
+        x_proj = with_deferred_weight_gradients(
+            self.project_inputs(tf.transpose(inputs, [1, 0, 2]), constant_input),  # time-major, all steps at once
+            [weights[key] for key in keys], columns, lambda: [steps.stack() for steps in operand_steps])
         x_steps = tf.TensorArray(x_proj.dtype, size=num_steps, element_shape=x_proj.shape[1:]).unstack(x_proj)
         h_steps = tf.TensorArray(x_proj.dtype, size=num_steps, element_shape=[inputs.shape[0], self.num_units])
-        weights = self._recurrent_weights()
+        operands = [tf.TensorArray(x_proj.dtype, size=num_steps) for _ in keys]
 
-        def body(t, h_steps, parts):
-            h, new_parts = self._step(weights, x_steps.read(t), parts, None, training)
+        def body(t, h_steps, operands, parts):
+            loop_weights = {key: tf.stop_gradient(w) if key in keys else w for key, w in weights.items()}
+            operands = [steps.write(t, tf.stop_gradient(parts[i])) for steps, i in zip(operands, operand_parts)]
+            h, new_parts = self._step(loop_weights, x_steps.read(t), parts, None, training)
             if lengths is not None:
                 alive = tf.expand_dims(t < lengths, 1)
                 new_parts = [tf.where(alive, new, old) for new, old in zip(new_parts, parts)]
                 h = tf.where(alive, h, tf.zeros_like(h))
-            return t + 1, h_steps.write(t, h), new_parts
+            return t + 1, h_steps.write(t, h), operands, new_parts
 
-        _, h_steps, parts = tf.while_loop(
-            lambda t, *_: t < num_steps, body, (tf.constant(0), h_steps, self._split_state(initial_state)),
+        _, h_steps, operands, parts = tf.while_loop(
+            lambda t, *_: t < num_steps, body, (tf.constant(0), h_steps, operands, self._split_state(initial_state)),
             maximum_iterations=num_steps)
+        operand_steps.extend(operands)
         return tf.transpose(h_steps.stack(), [1, 0, 2]), self._join_state(parts)
 
 
@@ -154,24 +213,31 @@ class LSTMCell(_RecurrentCell):
         super().__init__(num_units, input_size, use_recurrent_dropout, dropout_keep_prob, name)
         self._part_sizes = (num_units, num_units)  # [c, h]
         self._h_part = 1
+        self._deferred = (("W_hh", 1, (0, NUM_GATES * num_units)),)  # h·W_hh is added to x_proj
         with self.name_scope:
             self.W_xh = _variable(glorot_uniform([input_size, NUM_GATES * num_units]), "W_xh")
             self.W_hh = _variable(lstm_orthogonal(num_units), "W_hh")
             self.bias = _variable(tf.zeros([NUM_GATES * num_units]), "bias")
 
-    def project_inputs(self, x):
-        """x·W_xh + b, [..., 4N]."""
-        return dense(x, self.W_xh) + self.bias
+    def _input_weights(self):
+        return self.W_xh, self.bias  # x_proj = x·W_xh + b, [..., 4N]
 
     def _recurrent_weights(self):
-        return tf.convert_to_tensor(self.W_hh)
+        return {"W_hh": tf.convert_to_tensor(self.W_hh)}
 
-    def _step(self, w_hh, x_proj, parts, dropout_mask, training):
+    def _step(self, weights, x_proj, parts, dropout_mask, training):
         c, h = parts
-        i, j, f, o = tf.split(x_proj + tf.matmul(h, w_hh), NUM_GATES, axis=1)
+        i, j, f, o = tf.split(x_proj + tf.matmul(h, weights["W_hh"]), NUM_GATES, axis=1)
         new_c = self._memory(c, i, j, f, dropout_mask, training)
         new_h = tf.tanh(new_c) * tf.sigmoid(o)
         return new_h, [new_c, new_h]
+
+
+def _layer_norm_weights(gamma, beta, gamma_c, beta_c, num_units):
+    """(γ [4, N], β [4, N], γ_c [N], β_c [N]) for layer_norm_lstm_update."""
+    gate_shape = [NUM_GATES, num_units]
+    return (tf.reshape(gamma, gate_shape), tf.reshape(beta, gate_shape), tf.convert_to_tensor(gamma_c),
+            tf.convert_to_tensor(beta_c))
 
 
 class LayerNormLSTMCell(_RecurrentCell):
@@ -181,6 +247,7 @@ class LayerNormLSTMCell(_RecurrentCell):
         super().__init__(num_units, input_size, use_recurrent_dropout, dropout_keep_prob, name)
         self._part_sizes = (num_units, num_units)  # [h, c]
         self._h_part = 0
+        self._deferred = (("W_hh", 0, (0, NUM_GATES * num_units)),)  # h·W_hh is added to x_proj
         with self.name_scope:
             self.W_xh = _variable(glorot_uniform([input_size, NUM_GATES * num_units]), "W_xh")
             self.W_hh = _variable(lstm_orthogonal(num_units), "W_hh")
@@ -189,20 +256,18 @@ class LayerNormLSTMCell(_RecurrentCell):
             self.ln_c_gamma = _variable(tf.ones([num_units]), "ln_c_gamma")
             self.ln_c_beta = _variable(tf.zeros([num_units]), "ln_c_beta")
 
-    def project_inputs(self, x):
-        """x·W_xh, [..., 4N]."""
-        return dense(x, self.W_xh)
+    def _input_weights(self):
+        return self.W_xh, None  # x_proj = x·W_xh, [..., 4N]
 
     def _recurrent_weights(self):
-        gate_shape = [NUM_GATES, self.num_units]
-        return (tf.convert_to_tensor(self.W_hh), tf.reshape(self.ln_gamma, gate_shape),
-                tf.reshape(self.ln_beta, gate_shape), tf.convert_to_tensor(self.ln_c_gamma),
-                tf.convert_to_tensor(self.ln_c_beta))
+        return {"W_hh": tf.convert_to_tensor(self.W_hh),
+                "ln": _layer_norm_weights(self.ln_gamma, self.ln_beta, self.ln_c_gamma, self.ln_c_beta,
+                                          self.num_units)}
 
     def _step(self, weights, x_proj, parts, dropout_mask, training):
-        w_hh = weights[0]
         h, c = parts
-        new_h, new_c = layer_norm_lstm_update(weights[1:], x_proj + tf.matmul(h, w_hh), c, self.num_units,
+        new_h, new_c = layer_norm_lstm_update(weights["ln"], x_proj + tf.matmul(h, weights["W_hh"]), c,
+                                              self.num_units,
                                               lambda i, j, f: self._memory(c, i, j, f, dropout_mask, training))
         return new_h, [new_h, new_c]
 
@@ -226,6 +291,9 @@ class HyperLSTMCell(_RecurrentCell):
         self.hyper_embedding_size = hyper_embedding_size
         self._part_sizes = (num_units, hyper_num_units, num_units, hyper_num_units)  # [h, h_hyper, c, c_hyper]
         self._h_part = 0
+        # h·W_xh^hyper[in:] and h_hyper·W_hh^hyper are added to the hyper part of x_proj (h·W_hh is modulated: not)
+        hyper_columns = (0, NUM_GATES * hyper_num_units)
+        self._deferred = (("hyper_W_h", 0, hyper_columns), ("hyper_W_hh", 1, hyper_columns))
         gates, e = NUM_GATES, hyper_embedding_size
         with self.name_scope:
             self.hyper_cell = LayerNormLSTMCell(hyper_num_units, input_size + num_units, use_recurrent_dropout=False,
@@ -243,22 +311,23 @@ class HyperLSTMCell(_RecurrentCell):
             self.ln_c_gamma = _variable(tf.ones([num_units]), "ln_c_gamma")
             self.ln_c_beta = _variable(tf.zeros([num_units]), "ln_c_beta")
 
-    def project_inputs(self, x):
-        """[x·W_xh^hyper[:in] | x·W_xh], [..., 4H̃ + 4N]: the x parts of the hyper and main pre-activations."""
-        return dense(x, tf.concat([self.hyper_cell.W_xh[:self.input_size], self.W_xh], axis=1))
+    def _input_weights(self):
+        """x_proj = [x·W_xh^hyper[:in] | x·W_xh], [..., 4H̃ + 4N]: the x parts of the hyper and main pre-activations."""
+        return tf.concat([self.hyper_cell.W_xh[:self.input_size], self.W_xh], axis=1), None
 
     def _recurrent_weights(self):
-        gate_shape = [NUM_GATES, self.num_units]
+        hyper = self.hyper_cell
         return {
-            "hyper": self.hyper_cell._recurrent_weights(),
-            # h·[W_xh^hyper[in:] | W_hh]: the h parts of the hyper and main pre-activations in one matmul
-            "h": tf.concat([self.hyper_cell.W_xh[self.input_size:], self.W_hh], axis=1),
+            "hyper_W_h": hyper.W_xh[self.input_size:],  # the h rows of the hyper cell's input weights
+            "hyper_W_hh": tf.convert_to_tensor(hyper.W_hh),
+            "hyper_ln": _layer_norm_weights(hyper.ln_gamma, hyper.ln_beta, hyper.ln_c_gamma, hyper.ln_c_beta,
+                                            self.hyper_num_units),
+            "W_hh": tf.convert_to_tensor(self.W_hh),
             "Z": tf.concat([self.Z_alpha, self.Z_beta], axis=1),
             "b_z": tf.concat([self.b_alpha, tf.zeros_like(self.b_alpha[:NUM_GATES * self.hyper_embedding_size])], 0),
             "A": tf.concat([self.A_alpha, self.A_beta], axis=0),
-            "bias": tf.reshape(self.bias, gate_shape),
-            "ln": (tf.reshape(self.ln_gamma, gate_shape), tf.reshape(self.ln_beta, gate_shape),
-                   tf.convert_to_tensor(self.ln_c_gamma), tf.convert_to_tensor(self.ln_c_beta)),
+            "bias": tf.reshape(self.bias, [NUM_GATES, self.num_units]),
+            "ln": _layer_norm_weights(self.ln_gamma, self.ln_beta, self.ln_c_gamma, self.ln_c_beta, self.num_units),
         }
 
     def _modulators(self, weights, h_tilde):
@@ -271,21 +340,24 @@ class HyperLSTMCell(_RecurrentCell):
         z = tf.transpose(tf.reshape(z, [-1, 3 * NUM_GATES, self.hyper_embedding_size]), [1, 0, 2])
         return tf.transpose(tf.matmul(z, weights["A"]), [1, 0, 2])
 
+    def _hyper_step(self, weights, hyper_x, h, h_hyper, c_hyper):
+        """The hyper cell (LayerNormLSTM on [x, h], no dropout): pre = x·W_xh^hyper[:in] + h·W_xh^hyper[in:] +
+        h_hyper·W_hh^hyper. Returns (h̃, c_hyper')."""
+        pre = hyper_x + tf.matmul(h, weights["hyper_W_h"]) + tf.matmul(h_hyper, weights["hyper_W_hh"])
+        return layer_norm_lstm_update(weights["hyper_ln"], pre, c_hyper, self.hyper_num_units,
+                                      lambda i, j, f: self.hyper_cell._memory(c_hyper, i, j, f, None, False))
+
     def _step(self, weights, x_proj, parts, dropout_mask, training):
         h, h_hyper, c, c_hyper = parts
         hyper_x, xh = tf.split(x_proj, [NUM_GATES * self.hyper_num_units, NUM_GATES * self.num_units], axis=1)
-        hyper_h, hh = tf.split(tf.matmul(h, weights["h"]),
-                               [NUM_GATES * self.hyper_num_units, NUM_GATES * self.num_units], axis=1)
-        # the hyper cell's projected input is [x, h]·W_xh^hyper = x·W_xh^hyper[:in] + h·W_xh^hyper[in:]
-        h_tilde, (new_h_hyper, new_c_hyper) = self.hyper_cell._step(
-            weights["hyper"], hyper_x + hyper_h, [h_hyper, c_hyper], None, False)
-        mods = self._modulators(weights, h_tilde)
+        h_tilde, new_c_hyper = self._hyper_step(weights, hyper_x, h, h_hyper, c_hyper)
+        alpha_x, alpha_h, beta_h = tf.split(self._modulators(weights, h_tilde), 3, axis=1)
         gate_shape = [-1, NUM_GATES, self.num_units]
-        alpha_x, alpha_h, beta_h = tf.split(mods, 3, axis=1)
+        hh = tf.matmul(h, weights["W_hh"])
         pre = alpha_x * tf.reshape(xh, gate_shape) + alpha_h * tf.reshape(hh, gate_shape) + beta_h + weights["bias"]
         new_h, new_c = layer_norm_lstm_update(weights["ln"], pre, c, self.num_units,
                                               lambda i, j, f: self._memory(c, i, j, f, dropout_mask, training))
-        return new_h, [new_h, new_h_hyper, new_c, new_c_hyper]
+        return new_h, [new_h, h_tilde, new_c, new_c_hyper]
 
 
 _CELLS = {"lstm": LSTMCell, "layer_norm": LayerNormLSTMCell, "hyper": HyperLSTMCell}

@@ -2,7 +2,9 @@
 
 For each cell type it times one forward+backward pass (tf.GradientTape over all trainable variables and the initial
 state, recurrent dropout on as in training) of:
-  while_loop  rnn.py's unroll: tf.while_loop + TensorArray (the method the library uses)
+  unroll      rnn.py's cell.unroll: tf.while_loop + TensorArray with the recurrent weights' gradients deferred to one
+              matmul after the loop (rnn.with_deferred_weight_gradients)
+  while_loop  the same loop with plain autodiff (the loops below use plain autodiff too)
   scan        tf.scan over the projected inputs (stacks the carried state at every step, as scan does)
   partial     tf.while_loop over T/k chunks of k python-unrolled steps
   python      the T steps fully unrolled in python inside tf.function
@@ -29,7 +31,7 @@ from absl import app, flags  # noqa: E402
 import rnn  # noqa: E402
 
 flags.DEFINE_list("cells", ["lstm", "layer_norm", "hyper"], "Cell types to time.")
-flags.DEFINE_list("methods", ["while_loop", "scan", "partial"],
+flags.DEFINE_list("methods", ["unroll", "while_loop", "scan", "partial"],
                   "Time loops to time; 'python' (full unroll) is not a default: at T=250 its graph-mode run was "
                   "OOM-killed at 24 GB and XLA-compiling the hyper cell's unrolled graph took ~2 min already at T=20.")
 flags.DEFINE_list("modes", ["graph", "xla"], "graph = tf.function; xla = tf.function(jit_compile=True).")
@@ -47,12 +49,28 @@ KEEP_PROB = 0.9
 
 
 # ----------------------------------------------------------------------------------------------- time loops
-# Each takes (cell, x_proj [T, B, P] time-major, initial flat state) and returns (h [T, B, N], final flat state),
+# Each takes (cell, inputs [B, T, in], initial flat state) and returns (outputs [B, T, N], final flat state),
 # stepping with the same cell internals as rnn.py's unroll so that only the loop construct differs.
 
+def unroll_library(cell, inputs, state):
+    return cell.unroll(inputs, state, training=True)
+
+
 def unroll_while_loop(cell, inputs, state):
-    outputs, final = cell.unroll(inputs, state, training=True)
-    return outputs, final
+    num_steps = inputs.shape[1]
+    x_proj = cell.project_inputs(tf.transpose(inputs, [1, 0, 2]))
+    x_steps = tf.TensorArray(tf.float32, size=num_steps, element_shape=x_proj.shape[1:]).unstack(x_proj)
+    h_steps = tf.TensorArray(tf.float32, size=num_steps, element_shape=[inputs.shape[0], cell.num_units])
+    weights = cell._recurrent_weights()
+
+    def body(t, h_steps, parts):
+        h, parts = cell._step(weights, x_steps.read(t), parts, None, True)
+        return t + 1, h_steps.write(t, h), parts
+
+    _, h_steps, parts = tf.while_loop(lambda t, *_: t < num_steps, body,
+                                      (tf.constant(0), h_steps, cell._split_state(state)),
+                                      maximum_iterations=num_steps)
+    return tf.transpose(h_steps.stack(), [1, 0, 2]), cell._join_state(parts)
 
 
 def unroll_scan(cell, inputs, state):
@@ -99,7 +117,7 @@ def unroll_python(cell, inputs, state):
     return tf.stack(hs, axis=1), cell._join_state(parts)
 
 
-METHODS = {"while_loop": unroll_while_loop, "scan": unroll_scan, "partial": unroll_partial,
+METHODS = {"unroll": unroll_library, "while_loop": unroll_while_loop, "scan": unroll_scan, "partial": unroll_partial,
            "python": unroll_python}
 
 

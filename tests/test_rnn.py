@@ -239,6 +239,89 @@ def test_lengths_keep_the_state_of_the_last_real_step(kind, jit_compile):
             np.testing.assert_allclose(outputs.numpy()[b, t], expected, rtol=1e-5, atol=1e-6)
 
 
+def loop_gradients(cell, inputs, state, upstream):
+    """Gradients of Σ outputs·G + Σ final state by plain autodiff through a python loop of __call__."""
+    with tf.GradientTape() as tape:
+        tape.watch(state)
+        outputs, final = python_loop(cell, inputs, state, T)
+        loss = tf.reduce_sum(tf.stack(outputs, 1) * upstream) + tf.reduce_sum(final)
+    return tape.gradient(loss, cell.trainable_variables + (state,))
+
+
+@pytest.mark.parametrize("kind, jit_compile", [(kind, False) for kind in KINDS] + [("hyper", True)])
+def test_unroll_gradients_equal_autodiff_of_the_python_loop(kind, jit_compile):
+    """unroll computes the recurrent weights' gradients after the loop (with_deferred_weight_gradients)."""
+    cell = randomise(build(kind))
+    rng = np.random.default_rng(6)
+    inputs = tf.constant(rng.normal(size=[B, T, IN]).astype(np.float32))
+    state = tf.constant(rng.normal(0.0, 0.8, [B, cell.state_size]).astype(np.float32))
+    upstream = tf.constant(rng.normal(size=[B, T, N]).astype(np.float32))
+
+    @tf.function(jit_compile=jit_compile)
+    def unroll_gradients(inputs, state, upstream):
+        with tf.GradientTape() as tape:
+            tape.watch(state)
+            outputs, final = cell.unroll(inputs, state)
+            loss = tf.reduce_sum(outputs * upstream) + tf.reduce_sum(final)
+        return tape.gradient(loss, cell.trainable_variables + (state,))
+
+    for got, expected in zip(unroll_gradients(inputs, state, upstream), loop_gradients(cell, inputs, state, upstream)):
+        scale = np.abs(expected.numpy()).max()
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5 * scale)
+
+
+def autodiff_layer_norm(x, gamma, beta, eps=1e-3):
+    """The layer norm as plain ops, for autodiff: γ·(x − mean)·rsqrt(var + eps) + β."""
+    mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+    return gamma * (x - mean) * tf.math.rsqrt(variance + eps) + beta
+
+
+@pytest.mark.parametrize("shape, param_shape", [([B, 4, N], [4, N]), ([B, N], [N])])
+def test_layer_norm_value_and_written_out_gradient(shape, param_shape):
+    rng = np.random.default_rng(8)
+    x, upstream = (tf.constant(rng.normal(0.5, 2.0, shape).astype(np.float32)) for _ in range(2))
+    gamma, beta = (tf.constant(rng.normal(1.0, 0.3, param_shape).astype(np.float32)) for _ in range(2))
+    grads = []
+    for layer_norm in (rnn.layer_norm, autodiff_layer_norm):
+        with tf.GradientTape() as tape:
+            tape.watch([x, gamma, beta])
+            y = layer_norm(x, gamma, beta)
+            loss = tf.reduce_sum(y * upstream)
+        grads.append(tape.gradient(loss, [x, gamma, beta]))
+        np.testing.assert_allclose(y.numpy(), np_layer_norm(x.numpy(), gamma.numpy(), beta.numpy()), rtol=1e-5,
+                                   atol=1e-5)
+    for got, expected in zip(*grads):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_constant_input_equals_rows_with_the_constant_appended(kind):
+    """unroll(x, constant_input=z) computes z's input projection once; values and gradients are those of unrolling
+    the rows [x_t, z]."""
+    cell = randomise(build(kind))
+    rng = np.random.default_rng(9)
+    steps = tf.constant(rng.normal(size=[B, T, IN - 2]).astype(np.float32))
+    constant = tf.constant(rng.normal(size=[B, 2]).astype(np.float32))
+    state = tf.constant(rng.normal(0.0, 0.8, [B, cell.state_size]).astype(np.float32))
+    upstream = tf.constant(rng.normal(size=[B, T, N]).astype(np.float32))
+
+    @tf.function
+    def run(concatenate):
+        with tf.GradientTape() as tape:
+            tape.watch(constant)
+            if concatenate:
+                rows = tf.concat([steps, tf.tile(constant[:, None], [1, T, 1])], axis=-1)
+                outputs, final = cell.unroll(rows, state)
+            else:
+                outputs, final = cell.unroll(steps, state, constant_input=constant)
+            loss = tf.reduce_sum(outputs * upstream) + tf.reduce_sum(final)
+        return [outputs, final, *tape.gradient(loss, cell.trainable_variables + (constant,))]
+
+    for got, expected in zip(run(False), run(True)):
+        scale = np.abs(expected.numpy()).max()
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5 * scale)
+
+
 def forgetful_lstm(use_recurrent_dropout, keep):
     """An LSTM whose step depends on x only (W_hh = 0, forget gate shut), so equal inputs give equal steps
     unless a dropout mask intervenes; a dropped unit then outputs exactly tanh(0)·σ(o) = 0."""
