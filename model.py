@@ -182,20 +182,22 @@ class StrokeDecoder(tf.Module):
         return tf.tanh(self.init_fc(z))
 
     def step_inputs(self, strokes, z):
-        """Concatenate z to every stroke-5 row: [B, T, 5] -> [B, T, 5 + D]."""
+        """The input rows [stroke5_t, z] as (per-step part [B, T, in'], per-sketch part z or None): z's share of the
+        input projection is then computed once per sketch. Input dropout needs the rows concatenated."""
         if not self.conditional:
-            return strokes
-        steps = tf.shape(strokes)[1]
-        return tf.concat([strokes, tf.tile(z[:, None, :], [1, steps, 1])], axis=-1)
+            return strokes, None
+        if not self.hps.use_input_dropout:
+            return strokes, z
+        return tf.concat([strokes, tf.tile(z[:, None, :], [1, tf.shape(strokes)[1], 1])], axis=-1), None
 
     def __call__(self, strokes, z, training):
         """Teacher-forced decoding of stroke-5 inputs [B, T, 5] -> MDN parameters [B, T, 3 + 6M]."""
         hps = self.hps
-        inputs = self.step_inputs(strokes, z)
+        inputs, constant = self.step_inputs(strokes, z)
         if training and hps.use_input_dropout:
             inputs = tf.nn.dropout(inputs, rate=1.0 - hps.input_dropout_prob)
         state = self.initial_state(z, tf.shape(strokes)[0])
-        outputs, _ = self.cell.unroll(inputs, state, training=training)
+        outputs, _ = self.cell.unroll(inputs, state, training=training, constant_input=constant)
         if training and hps.use_output_dropout:
             outputs = tf.nn.dropout(outputs, rate=1.0 - hps.output_dropout_prob)
         return self.out_fc(outputs)
@@ -288,6 +290,52 @@ def sample_stroke5(params, temperature, seed):
     return tf.concat([tf.stack([dx, dy], axis=1), tf.one_hot(pen, 3)], axis=1)
 
 
+# ------------------------------------------------------------------------------------------------ batch statistics
+
+class LocalBatch:
+    """Sums and means over the batch when the whole batch is on one device: the partial sums are the totals, so the
+    single-device step has no extra ops."""
+
+    def total(self, partial):
+        """The global batch's sum of a quantity whose sum over this device's rows is `partial`."""
+        return partial
+
+    def mean(self, x, axis=0):
+        """Mean of x over the batch axis 0 (axis=None: over every element)."""
+        return tf.reduce_mean(x, axis=axis)
+
+    def size(self, x):
+        """B, the number of rows of the (global) batch, in x's dtype."""
+        return tf.cast(tf.shape(x)[0], x.dtype)
+
+    def average(self, grads):
+        """Gradients of the global batch's mean loss from this device's gradients."""
+        return grads
+
+
+class ReplicaBatch(LocalBatch):
+    """The same inside `strategy.run` of a tf.distribute strategy, where every replica holds an equal shard of the
+    global batch: partial sums are all-reduced (SUM), so that every replica computes the single-device statistic of
+    the global batch (and the gradient of an all-sum is the all-sum of the gradients); gradients are averaged (MEAN),
+    the gradient of the global mean loss when each replica's loss is the mean over its shard."""
+
+    def total(self, partial):
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, partial)
+
+    def mean(self, x, axis=0):
+        count = tf.size(x) if axis is None else tf.shape(x)[0]
+        return self.total(tf.reduce_sum(x, axis=axis)) / self.total(tf.cast(count, x.dtype))
+
+    def size(self, x):
+        return self.total(super().size(x))
+
+    def average(self, grads):
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, grads)
+
+
+LOCAL_BATCH = LocalBatch()
+
+
 # ------------------------------------------------------------------------------------------------ latent GMM
 
 class LatentGMM(tf.Module):
@@ -345,13 +393,16 @@ def rpcl_weights(gamma):
     return tf.one_hot(top2[:, 0], k) - DELEARN * tf.one_hot(top2[:, 1], k)
 
 
-def m_step(weights, mu, sigma2):
-    """Batch estimates: n_k = sum_b w; m_hat = sum_b w y / n; v_hat = sum_b w [(y - m_hat)^2 + s2] / n; a_hat = n / B."""
-    n = tf.reduce_sum(weights, axis=0)[:, None]
-    m_hat = tf.matmul(weights, mu, transpose_a=True) / (n + 1e-10)
+def m_step(weights, mu, sigma2, batch=LOCAL_BATCH):
+    """Batch estimates: n_k = sum_b w; m_hat = sum_b w y / n; v_hat = sum_b w [(y - m_hat)^2 + s2] / n; a_hat = n / B.
+
+    Every sum over b is `batch.total` of this device's sum: the global batch's under tf.distribute (two rounds, as
+    v_hat needs the global m_hat)."""
+    n = batch.total(tf.reduce_sum(weights, axis=0))[:, None]
+    m_hat = batch.total(tf.matmul(weights, mu, transpose_a=True)) / (n + 1e-10)
     sq = tf.square(mu[:, None, :] - m_hat[None, :, :]) + sigma2[:, None, :]
-    v_hat = tf.einsum('bk,bkd->kd', weights, sq) / (n + 1e-10)
-    alpha_hat = n / tf.cast(tf.shape(mu)[0], mu.dtype)
+    v_hat = batch.total(tf.einsum('bk,bkd->kd', weights, sq)) / (n + 1e-10)
+    alpha_hat = n / batch.size(mu)
     return alpha_hat, m_hat, v_hat
 
 
@@ -370,10 +421,11 @@ def is_rpcl_step(step, start=RPCL_START):
     return tf.logical_and(step > start, tf.math.floormod(step, RPCL_EVERY) == 0)
 
 
-def gmm_update(gamma, mu, sigma2, gmm_params, step):
-    """One EM or RPCL update of the latent GMM from the encoder means mu and variances sigma2."""
+def gmm_update(gamma, mu, sigma2, gmm_params, step, batch=LOCAL_BATCH):
+    """One EM or RPCL update of the latent GMM from the encoder means mu and variances sigma2 (statistics over
+    `batch`)."""
     weights = tf.where(is_rpcl_step(step), rpcl_weights(gamma), gamma)
-    return smooth_update(gmm_params, m_step(weights, mu, sigma2))
+    return smooth_update(gmm_params, m_step(weights, mu, sigma2, batch))
 
 
 def alpha_kl(gamma, alpha):
@@ -431,20 +483,45 @@ class Adam(tf.Module):
 class SketchModel(tf.Module):
     """The training and eval steps every family member shares. A subclass defines `losses(strokes, images, step,
     training) -> (losses dict, new non-trainable state or None, posterior over latent components [B, K])`,
-    `learning_rate(step)` and `assign_state(state)`, and owns `optimizer`."""
+    `learning_rate(step)` and `assign_state(state)`, and owns `optimizer`.
+
+    `batch` takes every statistic over the batch (latent-mixture updates, gradients): LOCAL_BATCH on one device,
+    a ReplicaBatch when the steps run as replicas of a tf.distribute strategy (distributed.py)."""
+
+    batch = LOCAL_BATCH
 
     def train_step(self, strokes, images, step):
-        """Forward, gradients (element-wise clipped to [-grad_clip, grad_clip]), optimiser, then the new state."""
+        """Forward, gradients (clipped by clip_gradients), then the optimiser and the new state, both only if the
+        loss, every clipped gradient and the new state are finite: out['finite'] is 1.0 for an applied step and
+        0.0 for a skipped one, which changes no variable."""
         variables = self.trainable_variables
         with tf.GradientTape() as tape:
             out, new_state, _ = self.losses(strokes, images, step, training=True)
-        grads = tape.gradient(out['loss'], variables)
-        clip = self.hps.grad_clip
-        grads = [tf.clip_by_value(g, -clip, clip) for g in grads]
+        grads = self.clip_gradients(self.batch.average(tape.gradient(out['loss'], variables)))
         out['learning_rate'] = self.learning_rate(step)
-        self.optimizer.apply(grads, variables, out['learning_rate'])
-        self.assign_state(new_state)
+        out['finite'] = self.all_finite([out['loss'], *grads, *tf.nest.flatten(new_state)])
+        tf.cond(out['finite'] > 0, lambda: self.apply_update(grads, variables, out['learning_rate'], new_state),
+                lambda: None)
         return out
+
+    def all_finite(self, tensors):
+        """1.0 if no element of the tensors (None entries ignored) is NaN or infinite on any replica, else 0.0."""
+        bad = tf.add_n([tf.reduce_sum(tf.cast(~tf.math.is_finite(t), tf.float32)) for t in tensors if t is not None])
+        return tf.cast(self.batch.total(bad) == 0, tf.float32)
+
+    def apply_update(self, grads, variables, lr, new_state):
+        """One optimiser step and the new non-trainable state."""
+        self.optimizer.apply(grads, variables, lr)
+        self.assign_state(new_state)
+
+    def clip_gradients(self, grads):
+        """Element-wise clip of every gradient to [-grad_clip, grad_clip]."""
+        clip = self.hps.grad_clip
+        return [tf.clip_by_value(g, -clip, clip) for g in grads]
+
+    def image_spec(self, batch_size, image_size):
+        """The image input of the compiled steps: float32 [B, W, W] in [-1, 1]."""
+        return tf.TensorSpec([batch_size, image_size, image_size], tf.float32)
 
     def eval_step(self, strokes, images, step):
         """Validation losses (dropout off), plus each code's winning latent component; no state changes."""
@@ -495,7 +572,7 @@ class RPCLPix2Seq(SketchModel):
         mu, sigma2 = self.encoder(images)
         z = mu + tf.sqrt(sigma2) * tf.random.normal(tf.shape(mu)) if training else mu
         gamma = e_step(z, *self.gmm.params(), stable=hps.stable_estep)
-        new_gmm = gmm_update(gamma, mu, sigma2, self.gmm.params(), step)
+        new_gmm = gmm_update(gamma, mu, sigma2, self.gmm.params(), step, self.batch)
         alpha, de_mu, de_sigma2 = [tf.stop_gradient(p) for p in new_gmm]
         params = self.decoder(strokes[:, :-1], z, training)
         out = dict(alpha_loss=alpha_kl(gamma, alpha),
@@ -509,9 +586,10 @@ class RPCLPix2Seq(SketchModel):
 
 
 def compile_steps(model, batch_size, max_seq_len, image_size, jit_compile=False):
-    """tf.function train and eval steps with static shapes [B, T+1, 5], [B, W, W] and an int64 step."""
+    """tf.function train and eval steps with static shapes [B, T+1, 5], the model's image_spec ([B, W, W]) and an
+    int64 step."""
     signature = [tf.TensorSpec([batch_size, max_seq_len + 1, 5], tf.float32),
-                 tf.TensorSpec([batch_size, image_size, image_size], tf.float32),
+                 model.image_spec(batch_size, image_size),
                  tf.TensorSpec([], tf.int64)]
     train = tf.function(model.train_step, input_signature=signature, jit_compile=jit_compile)
     evaluate = tf.function(model.eval_step, input_signature=signature, jit_compile=jit_compile)
@@ -520,7 +598,8 @@ def compile_steps(model, batch_size, max_seq_len, image_size, jit_compile=False)
 
 # model_type -> (module, class); the other family members live in their own modules, which import this one
 MODEL_TYPES = {'rpcl': ('model', 'RPCLPix2Seq'), 'rpclh': ('model_rpclh', 'RPCLPix2SeqH'),
-               'ia': ('model_ia', 'IAPix2Seq'), 'sketch_rnn': ('model_sketch_rnn', 'SketchRNN')}
+               'ia': ('model_ia', 'IAPix2Seq'), 'sketch_rnn': ('model_sketch_rnn', 'SketchRNN'),
+               'spgra': ('model_spgra', 'SPGra2Seq')}
 
 
 def build_model(hps):

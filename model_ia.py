@@ -42,29 +42,29 @@ def harmony_weights(gamma, sigma2, de_sigma2):
     return gamma * (1.0 + tf.clip_by_value(delta, DELTA_MIN, DELTA_MAX))
 
 
-def m_step(w, z, sigma2, gmm_params):
+def m_step(w, z, sigma2, gmm_params, batch=model.LOCAL_BATCH):
     """m_hat = sum_b w z / n; v_hat = sum_b w [s2 + (z - m_old)^2] / n with the OLD mean; a_hat = mean_b w
-    (n = sum_b w + 1e-10); then 0.95 / 0.05 smoothing, v clipped to [1e-10, 1e5], alpha to [1e-10, 1] and
-    normalised. Returns (alpha, mu, sigma2)."""
+    (n = sum_b w + 1e-10; sums and means over the global batch under tf.distribute); then 0.95 / 0.05 smoothing,
+    v clipped to [1e-10, 1e5], alpha to [1e-10, 1] and normalised. Returns (alpha, mu, sigma2)."""
     de_alpha, de_mu, de_sigma2 = gmm_params
-    n = tf.reduce_sum(w, axis=0)[:, None] + 1e-10
-    m_hat = tf.matmul(w, z, transpose_a=True) / n
+    n = batch.total(tf.reduce_sum(w, axis=0))[:, None] + 1e-10
+    m_hat = batch.total(tf.matmul(w, z, transpose_a=True)) / n
     sq = sigma2[:, None, :] + tf.square(z[:, None, :] - de_mu[None, :, :])
-    v_hat = tf.einsum('bk,bkd->kd', w, sq) / n
-    a_hat = tf.reduce_mean(w, axis=0)[:, None]
+    v_hat = batch.total(tf.einsum('bk,bkd->kd', w, sq)) / n
+    a_hat = batch.mean(w)[:, None]
     new_mu = (1 - model.ETA) * de_mu + model.ETA * m_hat
     new_sigma2 = tf.clip_by_value((1 - model.ETA) * de_sigma2 + model.ETA * v_hat, 1e-10, SIGMA2_CEILING)
     new_alpha = tf.clip_by_value((1 - model.ETA) * de_alpha + model.ETA * a_hat, 1e-10, 1.0)
     return new_alpha / tf.reduce_sum(new_alpha), new_mu, new_sigma2
 
 
-def harmony_update(z, sigma2, gmm_params, repeat):
-    """`repeat` rounds of E-step, harmony weights and M-step on the sampled codes z. Returns (gamma, w) of the last
-    round and the updated (alpha, mu, sigma2)."""
+def harmony_update(z, sigma2, gmm_params, repeat, batch=model.LOCAL_BATCH):
+    """`repeat` rounds of E-step, harmony weights and M-step on the sampled codes z (M-step statistics over `batch`).
+    Returns (gamma, w) of the last round and the updated (alpha, mu, sigma2)."""
     for _ in range(repeat):
         gamma = e_step(z, *gmm_params)
         w = harmony_weights(gamma, sigma2, gmm_params[2])
-        gmm_params = m_step(w, z, sigma2, gmm_params)
+        gmm_params = m_step(w, z, sigma2, gmm_params, batch)
     return gamma, w, gmm_params
 
 
@@ -128,7 +128,7 @@ class IAPix2Seq(model.RPCLPix2Seq):
             step = tf.constant(VALID_STEP, tf.int64)
         mu, sigma2 = self.encode(strokes, images)
         z = mu + tf.sqrt(sigma2) * tf.random.normal(tf.shape(mu))
-        gamma, w, new_gmm = harmony_update(z, sigma2, self.gmm.params(), self.hps.repeat)
+        gamma, w, new_gmm = harmony_update(z, sigma2, self.gmm.params(), self.hps.repeat, self.batch)
         alpha, de_mu, de_sigma2 = [tf.stop_gradient(p) for p in new_gmm]
         params = self.decoder(strokes[:, :-1], z, training)
         out = dict(alpha_loss=alpha_cross_entropy(gamma, alpha),

@@ -118,42 +118,45 @@ def update_weights(p, rpcl):
     return tf.where(rpcl, p * (winner - model.DELEARN * rival), p)
 
 
-def level_k_update(w, mu, sigma2, de_mu, de_sigma2, q_j):
+def level_k_update(w, mu, sigma2, de_mu, de_sigma2, q_j, batch=model.LOCAL_BATCH):
     """m_hat = sum_b w mu / n; m <- 0.95 m + 0.05 m_hat; v_hat = sum_b w [(mu - m)^2 + s2] / n with the already
-    smoothed m (RPCL-pix2seq uses m_hat); q_hat = mean_b w. Returns the smoothed (q_j, m, v), n = sum_b w + 1e-10."""
-    n = tf.reduce_sum(w, axis=0)[:, None] + 1e-10
-    m_hat = tf.matmul(w, mu, transpose_a=True) / n
+    smoothed m (RPCL-pix2seq uses m_hat); q_hat = mean_b w. Returns the smoothed (q_j, m, v), n = sum_b w + 1e-10.
+    Sums and means over b are the global batch's under tf.distribute (`batch`)."""
+    n = batch.total(tf.reduce_sum(w, axis=0))[:, None] + 1e-10
+    m_hat = batch.total(tf.matmul(w, mu, transpose_a=True)) / n
     sq = tf.square(mu[:, None, :] - ema(de_mu, m_hat)[None, :, :]) + sigma2[:, None, :]
-    v_hat = tf.einsum('bj,bjd->jd', w, sq) / n
-    q_hat = tf.reduce_mean(w, axis=0)[:, None]
+    v_hat = batch.total(tf.einsum('bj,bjd->jd', w, sq)) / n
+    q_hat = batch.mean(w)[:, None]
     return model.smooth_update((q_j, de_mu, de_sigma2), (q_hat, m_hat, v_hat))
 
 
-def co_activation(p_j_given_i):
+def co_activation(p_j_given_i, batch=model.LOCAL_BATCH):
     """C[c, i] = sum_b p(c|y_b,i) p(i|y_b,i) for c != i, 0 for c = i: how often partner c fires with anchor i."""
     anchor = tf.linalg.diag_part(p_j_given_i)  # p(i|y,i), [B, I]
-    c = tf.einsum('bci,bi->ci', p_j_given_i, anchor)
+    c = batch.total(tf.einsum('bci,bi->ci', p_j_given_i, anchor))
     return c * (1.0 - tf.eye(c.shape[0], c.shape[1]))
 
 
-def merge_q_ji(q_ji, p_j_given_i, rpcl):
+def merge_q_ji(q_ji, p_j_given_i, rpcl, batch=model.LOCAL_BATCH):
     """q(j|i) <- column-normalise(clip(0.95 q(j|i) + 0.05 H, 1e-10, 1)), target H = 0.5 1[j = i] + 0.5 1[j = c*(i)]
-    with c*(i) = argmax_c C[c, i]; RPCL also puts -1e-4 at the rival partner (second largest C[., i])."""
-    winner, rival = winner_rival(co_activation(p_j_given_i), axis=0)
+    with c*(i) = argmax_c C[c, i] (C over the global batch); RPCL also puts -1e-4 at the rival partner (second
+    largest C[., i])."""
+    winner, rival = winner_rival(co_activation(p_j_given_i, batch), axis=0)
     penalty = tf.where(rpcl, model.DELEARN, 0.0)
     target = 0.5 * (winner + tf.eye(q_ji.shape[0], q_ji.shape[1])) - penalty * rival
     merged = tf.clip_by_value(ema(q_ji, target), 1e-10, 1.0)
     return merged / (tf.reduce_sum(merged, axis=0, keepdims=True) + 1e-10)
 
 
-def level_l_update(w, q_i):
-    """q(i) <- normalise(clip(0.95 q(i) + 0.05 mean_b w_bi, 1e-10, 1))."""
-    q = tf.clip_by_value(ema(q_i, tf.reduce_mean(w, axis=0)[:, None]), 1e-10, 1.0)
+def level_l_update(w, q_i, batch=model.LOCAL_BATCH):
+    """q(i) <- normalise(clip(0.95 q(i) + 0.05 mean_b w_bi, 1e-10, 1)), the mean over the global batch."""
+    q = tf.clip_by_value(ema(q_i, batch.mean(w)[:, None]), 1e-10, 1.0)
     return q / (tf.reduce_sum(q) + 1e-10)
 
 
-def hierarchy_update(y, mu, sigma2, params, rpcl):
-    """One EM (rpcl False) or RPCL (rpcl True) update of the hierarchy from codes y and encoder outputs mu, sigma2.
+def hierarchy_update(y, mu, sigma2, params, rpcl, batch=model.LOCAL_BATCH):
+    """One EM (rpcl False) or RPCL (rpcl True) update of the hierarchy from codes y and encoder outputs mu, sigma2,
+    its statistics taken over `batch` (model.LocalBatch or, under tf.distribute, the global batch).
 
     Returns (posteriors, new params): posteriors = dict(r = p(j|y) under the stored parameters, p_j = p(j|y) and
     p_i = p(i|y) after the update, p_ji = p(i|y,j)); new params = (de_mu, de_sigma2, de_i, de_ij). Differentiable in
@@ -161,13 +164,13 @@ def hierarchy_update(y, mu, sigma2, params, rpcl):
     de_mu, de_sigma2, q_i, q_ji = params
     q_j = tf.matmul(q_ji, q_i)  # q(j) = sum_i q(j|i) q(i)
     r = level_k_posterior(scaled_density(y, de_mu, de_sigma2), q_j)
-    new_q_j, new_mu, new_sigma2 = level_k_update(update_weights(r, rpcl), mu, sigma2, de_mu, de_sigma2, q_j)
+    new_q_j, new_mu, new_sigma2 = level_k_update(update_weights(r, rpcl), mu, sigma2, de_mu, de_sigma2, q_j, batch)
     density = scaled_density(y, new_mu, new_sigma2)
     p_j = level_k_posterior(density, new_q_j)
     p_j_given_i = within_group_posterior(density, q_ji)
-    new_q_ji = merge_q_ji(q_ji, p_j_given_i, rpcl)
+    new_q_ji = merge_q_ji(q_ji, p_j_given_i, rpcl, batch)
     p_i = level_l_posterior(density, q_i, new_q_ji)
-    new_q_i = level_l_update(update_weights(p_i, rpcl), q_i)
+    new_q_i = level_l_update(update_weights(p_i, rpcl), q_i, batch)
     posteriors = dict(r=r, p_j=p_j, p_i=p_i, p_ji=group_given_gaussian(p_i, p_j_given_i, p_j))
     return posteriors, (new_mu, new_sigma2, new_q_i, new_q_ji)
 
@@ -234,7 +237,7 @@ class RPCLPix2SeqH(model.RPCLPix2Seq):
         mu, sigma2 = self.encoder(images)
         z = mu + tf.sqrt(sigma2) * tf.random.normal(tf.shape(mu)) if training else mu
         rpcl = model.is_rpcl_step(step, RPCL_START)
-        posteriors, new_params = hierarchy_update(z, mu, sigma2, self.gmm.params(), rpcl)
+        posteriors, new_params = hierarchy_update(z, mu, sigma2, self.gmm.params(), rpcl, self.batch)
         de_mu, de_sigma2, q_i, q_ji = [tf.stop_gradient(p) for p in new_params]
         params = self.decoder(strokes[:, :-1], z, training)
         out = dict(ij_loss=ij_kl(posteriors['p_j'], posteriors['p_ji'], q_i, q_ji),

@@ -20,14 +20,16 @@ import model
 import rnn
 
 
-def kl_divergence(mu, presig):
-    """KL(N(mu, exp(presig)) || N(0, I)) averaged over batch and dimensions: -1/2 mean(1 + presig - mu^2 - e^presig)."""
-    return -0.5 * tf.reduce_mean(1.0 + presig - tf.square(mu) - tf.exp(presig))
+def kl_divergence(mu, presig, batch=model.LOCAL_BATCH):
+    """KL(N(mu, exp(presig)) || N(0, I)) averaged over batch and dimensions: -1/2 mean(1 + presig - mu^2 - e^presig),
+    over the global batch under tf.distribute (`batch`)."""
+    return -0.5 * batch.mean(1.0 + presig - tf.square(mu) - tf.exp(presig), axis=None)
 
 
-def kl_with_tolerance(mu, presig, kl_tolerance):
-    """KL_used = max(KL, kl_tolerance): no KL gradient while KL < kl_tolerance."""
-    return tf.maximum(kl_divergence(mu, presig), kl_tolerance)
+def kl_with_tolerance(mu, presig, kl_tolerance, batch=model.LOCAL_BATCH):
+    """KL_used = max(KL, kl_tolerance): no KL gradient while KL < kl_tolerance (the global batch's KL: the floor is
+    not linear in the batch)."""
+    return tf.maximum(kl_divergence(mu, presig, batch), kl_tolerance)
 
 
 def power(rate, step):
@@ -122,7 +124,7 @@ class SketchRNN(model.SketchModel):
         if hps.conditional:
             mu, presig = self.latent(strokes, training)
             z = mu + tf.exp(presig / 2.0) * tf.random.normal(tf.shape(mu))
-            kl = kl_with_tolerance(mu, presig, hps.kl_tolerance)
+            kl = kl_with_tolerance(mu, presig, hps.kl_tolerance, self.batch)
         else:
             z, kl = tf.zeros([tf.shape(strokes)[0], hps.z_size]), tf.constant(0.0)
         params = self.decoder(strokes[:, :-1], z, training)

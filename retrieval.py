@@ -10,7 +10,8 @@ fraction of n whose own y_n is among the k nearest, for k = 1, 10, 50. The origi
 and silently skips the remainder while still dividing by N; here every n counts. Distances come from chunked
 matrix products (|a - b|^2 = |a|^2 + |b|^2 - 2 a.b, float64) so memory stays at chunk x N, not N x N x D.
 sketch_rnn models re-encode the saved strokes (`strokes_<c>_<n>.npy`, divided by the scale factor that
-sample.py recorded in sample_config.json) instead of the images.
+sample.py recorded in sample_config.json) instead of the images; spgra models encode the patch graph of those
+strokes (healed sketches, sketch_healing.py, SPEC §6.5).
 
 Rec (SPEC §8.2): with --classifier_dir (a classifier.py model), the accuracy of the classifier on the generated
 PNGs, each labelled with the category of its reference (the <c> of its name).
@@ -160,11 +161,15 @@ def generated_strokes5(samples, sample_dir, max_seq_len):
 
 
 def encode_generated(net, samples, sample_dir, batch_size=256):
-    """y'_n = encoder mean of every generated sketch: its image, or its strokes for sketch_rnn. float32 [N, D]."""
+    """y'_n = encoder mean of every generated sketch: its image, or its strokes for sketch_rnn and spgra (the graph of
+    the strokes). float32 [N, D]."""
     width = net.hps.png_width
     if samples.images.shape[1:] != (width, width):
         raise utils.UserError(f'the generated images are {samples.images.shape[1]}x{samples.images.shape[2]} but the '
                               f'model reads {width}x{width}')
+    if net.hps.model_type == 'spgra':
+        import sketch_healing  # spgra re-encodes the strokes' patch graphs (SPEC §6.5)
+        return sketch_healing.stroke_codes(net, samples, sample_dir, batch_size)
     if net.hps.model_type != 'sketch_rnn':
         mu, _ = sample_lib.encode_batched(net, None, utils.pixels_to_unit(samples.images), batch_size)
         return mu

@@ -166,13 +166,22 @@ class _RecurrentCell(tf.Module):
     def __call__(self, x, state, dropout_mask=None, training=False):
         return self.step(self.project_inputs(x), state, dropout_mask, training)
 
+    def _dropout_masks(self, num_steps, batch_size, training):
+        """The 0/1 recurrent-dropout masks of all steps, [T, B, N] as a TensorArray, drawn in one op before the time
+        loop (a stateful draw inside it would depend on the order of the loop's parallel iterations, so a seeded
+        run would not repeat); None when dropout is off."""
+        if not (training and self.use_recurrent_dropout):
+            return None
+        keep = tf.random.uniform([num_steps, batch_size, self.num_units]) < self.dropout_keep_prob
+        return tf.TensorArray(tf.float32, size=num_steps).unstack(tf.cast(keep, tf.float32))
+
     def unroll(self, inputs, initial_state, training=False, lengths=None, constant_input=None):
         """Run the cell over inputs [B, T, in] (T static) from a flat initial state [B, S]; with constant_input
         [B, C], the step input is [inputs_t, constant_input] (inputs then has in − C features).
 
         Returns (outputs [B, T, N], final flat state [B, S]). With lengths [B], steps t >= lengths[b] keep the
         previous state and output zeros, so the final state is the one after the last real step.
-        Recurrent dropout (training only) draws a fresh mask at every step.
+        Recurrent dropout (training only) uses a fresh mask at every step (see _dropout_masks).
         """
         num_steps = inputs.shape[1]
         if num_steps is None:
@@ -188,11 +197,13 @@ class _RecurrentCell(tf.Module):
         x_steps = tf.TensorArray(x_proj.dtype, size=num_steps, element_shape=x_proj.shape[1:]).unstack(x_proj)
         h_steps = tf.TensorArray(x_proj.dtype, size=num_steps, element_shape=[inputs.shape[0], self.num_units])
         operands = [tf.TensorArray(x_proj.dtype, size=num_steps) for _ in keys]
+        masks = self._dropout_masks(num_steps, tf.shape(inputs)[0], training)
 
         def body(t, h_steps, operands, parts):
             loop_weights = {key: tf.stop_gradient(w) if key in keys else w for key, w in weights.items()}
             operands = [steps.write(t, tf.stop_gradient(parts[i])) for steps, i in zip(operands, operand_parts)]
-            h, new_parts = self._step(loop_weights, x_steps.read(t), parts, None, training)
+            mask = None if masks is None else masks.read(t)
+            h, new_parts = self._step(loop_weights, x_steps.read(t), parts, mask, training)
             if lengths is not None:
                 alive = tf.expand_dims(t < lengths, 1)
                 new_parts = [tf.where(alive, new, old) for new, old in zip(new_parts, parts)]

@@ -3,6 +3,7 @@
     python3 sample.py --data_dir=data --model_dir=model --output_dir=sample
     python3 sample.py --data_dir=data --model_dir=model --latent=gmm --component=3
     python3 sample.py --data_dir=data --model_dir=model --mode=interpolate --category=bee --index_a=0 --index_b=7
+    python3 sample.py --data_dir=data --model_dir=sp_model --prob=0.3     # spgra: sketch healing (sketch_healing.py)
 
 For every category c of the model and sketch n = 0, 1, ... (names as the original), in --output_dir:
   <c>_<n>.svg, <c>_<n>.png     the sketch, black on white, 48x48, the seq2png geometry (SPEC §2.2)
@@ -43,6 +44,7 @@ from absl import app, flags  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import model as model_lib  # noqa: E402
+import spgra_data  # noqa: E402
 import utils  # noqa: E402
 
 
@@ -67,6 +69,10 @@ def define_flags():
     flags.DEFINE_integer('index_a', 0, 'interpolate: test sketch index of the first code.')
     flags.DEFINE_integer('index_b', 1, 'interpolate: test sketch index of the last code.')
     flags.DEFINE_integer('steps', 10, 'interpolate: number of codes from a to b, ends included.')
+    flags.DEFINE_float('prob', None, 'spgra: sketch healing, the probability that a patch is masked (default 0.1, '
+                       "the original's); see sketch_healing.py.")
+    flags.DEFINE_string('mask_seed_file', None, 'spgra: .npy of the uniforms deciding the masks (default: the '
+                        "project's stream, written to <output_dir>/random_seed.npy).")
 
 
 FLAGS = flags.FLAGS
@@ -404,8 +410,26 @@ def check_flags(cfg):
 def load_model_and_test_split(model_dir, data_dir):
     """(net, test loader) for the model's categories, normalised as in training."""
     net, hps = model_lib.restore_model(model_dir)
-    _, _, test_set, _ = utils.load_dataset(data_dir, hps, png_required=hps.model_type != 'sketch_rnn')
+    if hps.model_type == 'spgra':
+        _, _, test_set, _ = spgra_data.load_graph_dataset(data_dir, hps)
+    else:
+        _, _, test_set, _ = utils.load_dataset(data_dir, hps, png_required=hps.model_type != 'sketch_rnn')
     return net, test_set
+
+
+def heal_from_flags(cfg, net, test_set, latent, seed):
+    """Sketch healing (spgra's only mode, sketch_healing.py) with the flags' settings."""
+    import sketch_healing  # imports this module
+    if net.hps.model_type != 'spgra':
+        raise utils.UserError(f'--prob and --mask_seed_file heal sketches with an spgra model; this model is '
+                              f'{net.hps.model_type}')
+    if cfg.mode != 'sample' or latent != 'conditional':
+        raise utils.UserError('an spgra model only heals sketches: drop --mode, --latent and --noconditional')
+    prob = 0.1 if cfg.prob is None else cfg.prob
+    total, fraction = sketch_healing.heal(net, test_set, cfg.output_dir, prob, cfg.num_per_category,
+                                          cfg.mask_seed_file, cfg.temperature, seed, cfg.batch_size, cfg.stop_at_eos)
+    print(f'healed {total} sketches (mask probability {prob}, {fraction:.1%} of the patches masked, seed {seed}) '
+          f'into {os.path.abspath(cfg.output_dir)}')
 
 
 @utils.cli_main
@@ -416,6 +440,9 @@ def main(argv):
     latent = check_flags(cfg)
     seed = cfg.seed if cfg.seed is not None else int(np.random.SeedSequence().entropy % (2 ** 31))
     net, test_set = load_model_and_test_split(cfg.model_dir, cfg.data_dir)
+    if net.hps.model_type == 'spgra' or cfg.prob is not None or cfg.mask_seed_file:
+        heal_from_flags(cfg, net, test_set, latent, seed)
+        return
     if cfg.mode == 'interpolate':
         category = cfg.category or net.hps.categories[0]
         path = interpolate(net, test_set, cfg.output_dir, category, cfg.index_a, cfg.index_b, cfg.steps,

@@ -18,7 +18,9 @@ import tensorflow as tf  # noqa: E402
 import tqdm  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+import distributed  # noqa: E402
 import model as model_lib  # noqa: E402
+import spgra_data  # noqa: E402
 import utils  # noqa: E402
 
 tf.get_logger().setLevel('ERROR')
@@ -31,14 +33,23 @@ def define_flags():
     flags.DEFINE_string('data_dir', 'data', 'Directory holding <category>.npz and <category>_png.npz.')
     flags.DEFINE_boolean('resume_training', False, 'Continue from the last save in --log_root.')
     flags.DEFINE_string('hparams', '', 'Overrides, e.g. "categories=[bee,bus], dec_rnn_size=256, batch_size=64".')
-    flags.DEFINE_integer('seed', None, 'Seed for TensorFlow and NumPy; with it, runs on the CPU are repeatable.')
+    flags.DEFINE_integer('seed', None, 'Seed for TensorFlow and NumPy; with it, runs on the CPU are repeatable.',
+                         lower_bound=0)
     flags.DEFINE_boolean('jit_compile', False, 'Compile the training step with XLA (slower for the RNN loop on CPU).')
-    flags.DEFINE_integer('log_every', 20, 'Print and log training losses every this many steps.')
-    flags.DEFINE_integer('max_epochs', 100000, 'Hard cap on epochs (the original: 100000).')
-    flags.DEFINE_float('checkpoint_minutes', 30.0, 'Also save a resumable mid-epoch checkpoint this often (0: never).')
+    flags.DEFINE_integer('log_every', 20, 'Print and log training losses every this many steps.', lower_bound=1)
+    flags.DEFINE_integer('max_epochs', 100000, 'Hard cap on epochs (the original: 100000).', lower_bound=0)
+    flags.DEFINE_float('checkpoint_minutes', 30.0, 'Also save a resumable mid-epoch checkpoint this often (0: never).',
+                       lower_bound=0.0)
+    flags.DEFINE_enum('strategy', 'default', distributed.STRATEGIES,
+                      'default: one device; mirrored: data-parallel over every local GPU (or --devices); '
+                      'multi_worker: over the machines of TF_CONFIG. batch_size is the global batch.')
+    flags.DEFINE_string('devices', '', 'mirrored: the devices to use, e.g. /gpu:0,/gpu:1 (/cpu:0,/cpu:1 splits the '
+                        'CPU); empty: every local GPU.')
 
 
 MAX_STRIKES = 5
+FAULT_PATIENCE = 5        # training steps in a row with non-finite values before a rollback to the best checkpoint
+MAX_FAULT_ROLLBACKS = 3   # such rollbacks without an improving epoch between them before the run stops
 # magenta's TensorBoard tags where they exist
 TAGS = dict(loss='Cost', lil_loss='Reconstr_Cost', alpha_loss='Alpha_Cost', gaussian_loss='Gaussian_Cost',
             de_loss='Image_Cost', kl_loss='KL_Cost', ij_loss='IJ_Cost', kl_weight='KL_Weight',
@@ -58,12 +69,18 @@ class TrainState(tf.Module):
         self.strikes = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.serial = tf.Variable(0, dtype=tf.int64, trainable=False)        # orders saves across managers
         self.seed = tf.Variable(0, dtype=tf.int64, trainable=False)          # the run's seed, kept on resume
+        self.fault_rollbacks = tf.Variable(0, dtype=tf.int64, trainable=False)  # since the last improving epoch
+
+
+class NumericalFault(utils.UserError):
+    """Training produced NaN or inf: FAULT_PATIENCE skipped steps in a row, or a variable about to be saved."""
 
 
 class Checkpoints:
     """`vector-<epoch>` checkpoints of improving epochs (the rollback target) and one `last/` resumable save."""
 
     def __init__(self, log_root, net, state):
+        self.net = net
         self.state = state
         self.ckpt = tf.train.Checkpoint(model=net, state=state)
         self.best = tf.train.CheckpointManager(self.ckpt, log_root, max_to_keep=10, checkpoint_name='vector')
@@ -71,48 +88,81 @@ class Checkpoints:
                                                checkpoint_name='last')
 
     def save_best(self):
+        self.check_finite()
         self.state.serial.assign_add(1)
         return self.best.save(checkpoint_number=int(self.state.epoch))
 
     def save_last(self):
+        self.check_finite()
         self.state.serial.assign_add(1)
         return self.last.save()
+
+    def check_finite(self):
+        """NumericalFault naming the first model variable holding NaN or inf: such a state is never saved."""
+        for variable in self.net.variables:
+            if not np.isfinite(variable.numpy()).all():
+                raise NumericalFault(f'{variable.name} holds NaN or inf at step {int(self.state.step)}; not saved')
 
     def newest(self):
         """Path of the most recent save of either kind, or None."""
         paths = [p for p in (self.best.latest_checkpoint, self.last.latest_checkpoint) if p]
         if not paths:
             return None
-        return max(paths, key=lambda p: tf.train.load_variable(p, 'state/serial/.ATTRIBUTES/VARIABLE_VALUE'))
+        return max(paths, key=self.serial)
+
+    @staticmethod
+    def serial(path):
+        """The save order number stored in checkpoint `path`."""
+        try:
+            return tf.train.load_variable(path, 'state/serial/.ATTRIBUTES/VARIABLE_VALUE')
+        except (ValueError, tf.errors.OpError) as err:
+            raise utils.UserError(f'unreadable checkpoint {path}: {str(err).splitlines()[0]}') from None
 
     def restore(self, path):
-        self.ckpt.restore(path).assert_existing_objects_matched()
+        try:
+            self.ckpt.restore(path).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as err:
+            raise utils.UserError(f'checkpoint {path} does not fit the model of model_config.json '
+                                  f'({str(err).splitlines()[0]})') from None
 
 
 def prepare_run(log_root, data_dir, hparams, resume):
     """Resolve hparams (saved config first when resuming, then --hparams), load the data, write model_config.json."""
+    if os.path.exists(log_root) and not os.path.isdir(log_root):
+        raise utils.UserError(f'--log_root {log_root} is a file, not a directory')
     config_path = os.path.join(log_root, 'model_config.json')
     if resume and os.path.exists(config_path):
         hps = utils.load_hparams_json(config_path)
+        saved_type = hps.model_type
+        hps.parse(hparams)
+        if hps.model_type != saved_type:
+            raise utils.UserError(f'--resume_training: {log_root} holds a model_type={saved_type} model, not '
+                                  f'{hps.model_type}; train that in a new --log_root')
     else:
-        hps = utils.get_default_hparams()
-    hps.parse(hparams)
-    train_set, valid_set, test_set, hps = utils.load_dataset(data_dir, hps,
-                                                             png_required=hps.model_type != 'sketch_rnn')
+        hps = utils.get_default_hparams().parse(hparams)
+    if hps.model_type == 'spgra':  # patch graphs built from the strokes, no images (SPEC §6.1)
+        train_set, valid_set, test_set, hps = spgra_data.load_graph_dataset(data_dir, hps)
+    else:
+        train_set, valid_set, test_set, hps = utils.load_dataset(data_dir, hps,
+                                                                 png_required=hps.model_type != 'sketch_rnn')
     if valid_set.num_batches == 0 or train_set.num_batches == 0:
         raise utils.UserError(f'batch_size={hps.batch_size} is larger than the validation or training split '
                               f'({len(valid_set.strokes)} / {len(train_set.strokes)} sketches); lower batch_size')
-    os.makedirs(log_root, exist_ok=True)
+    try:
+        os.makedirs(log_root, exist_ok=True)
+    except OSError as e:
+        raise utils.UserError(f'cannot create --log_root {log_root}: {e.strerror}') from None
     utils.save_hparams_json(hps, config_path)
     return hps, train_set, valid_set, test_set
 
 
 def step_inputs(batch, step, image_size):
-    """(strokes, images, step) tensors for a compiled step; blank images for models that read no images."""
+    """(strokes, images, step) tensors for a compiled step; blank images for models that read no images (images may
+    be a tuple of arrays, as spgra's graphs)."""
     images = batch.images
     if images is None:
         images = np.ones([len(batch.strokes), image_size, image_size], np.float32)
-    return tf.constant(batch.strokes), tf.constant(images), tf.constant(step, tf.int64)
+    return tf.constant(batch.strokes), tf.nest.map_structure(tf.constant, images), tf.constant(step, tf.int64)
 
 
 def evaluate(eval_step, loader, step):
@@ -148,7 +198,7 @@ def run_epoch(train_step, train_set, state, hps, writer, log_every, checkpoints,
     replays the same batch order."""
     rng = np.random.default_rng([int(state.seed), int(state.epochs_run)])
     start = int(state.batch_in_epoch)
-    means, count, last_save = {}, 0, time.time()
+    means, count, skipped, last_save = {}, 0, 0, time.time()
     bar = tqdm.tqdm(total=train_set.num_batches, initial=start, desc=f'epoch {int(state.epoch) + 1}',
                     unit='step', dynamic_ncols=True, leave=False)
     for index, batch in enumerate(train_set.epoch(rng)):
@@ -158,11 +208,15 @@ def run_epoch(train_step, train_set, state, hps, writer, log_every, checkpoints,
             break
         step = int(state.step)
         out = train_step(*step_inputs(batch, step, hps.png_width))
-        state.step.assign_add(1)
         state.batch_in_epoch.assign(index + 1)
         values = {k: float(v) for k, v in out.items()}
-        if not np.isfinite(values['loss']):
-            raise utils.UserError(f'non-finite training loss at step {step}: {values}')
+        if not values.pop('finite'):
+            skipped += 1
+            report_skipped_step(step, values, skipped)
+            bar.update(1)
+            continue
+        skipped = 0
+        state.step.assign_add(1)
         count += 1
         for key, value in values.items():
             means[key] = means.get(key, 0.0) + (value - means.get(key, 0.0)) / count
@@ -177,6 +231,45 @@ def run_epoch(train_step, train_set, state, hps, writer, log_every, checkpoints,
     return means
 
 
+def report_skipped_step(step, values, skipped):
+    """Log a training step that train_step skipped for NaN or inf values; NumericalFault at FAULT_PATIENCE in a
+    row."""
+    bad = [key for key, value in values.items() if not np.isfinite(value)]
+    what = ', '.join(bad) if bad else 'gradient or latent-mixture update'
+    tqdm.tqdm.write(f'step {step}: non-finite {what}; step skipped ({skipped} in a row, rollback at {FAULT_PATIENCE})')
+    if skipped >= FAULT_PATIENCE:
+        raise NumericalFault(f'{skipped} training steps in a row had non-finite values (up to step {step})')
+
+
+def roll_back_after_faults(checkpoints, state, fault):
+    """Recover from a NumericalFault as from a non-improving epoch, without a strike: restore the best checkpoint
+    and start a fresh epoch. After MAX_FAULT_ROLLBACKS rollbacks with no improving epoch between, stop."""
+    rollbacks, strikes, epochs_run = int(state.fault_rollbacks) + 1, int(state.strikes), int(state.epochs_run) + 1
+    path = checkpoints.best.latest_checkpoint
+    if path is None:
+        raise utils.UserError(f'{fault} before the first checkpoint, so there is nothing to roll back to; '
+                              f'lower learning_rate or check the data')
+    if rollbacks > MAX_FAULT_ROLLBACKS:
+        raise utils.UserError(f'{fault}; stopping: {MAX_FAULT_ROLLBACKS} rollbacks to the best checkpoint did not '
+                              f'help (lower learning_rate or grad_clip, or check the data)')
+    checkpoints.restore(path)
+    state.fault_rollbacks.assign(rollbacks)
+    state.strikes.assign(strikes)
+    state.epochs_run.assign(epochs_run)
+    state.batch_in_epoch.assign(0)
+    checkpoints.save_last()
+    print(f'{fault}: restored {path} (step {int(state.step)}), rollback {rollbacks}/{MAX_FAULT_ROLLBACKS}',
+          flush=True)
+
+
+def train_summary(train_means):
+    """The training part of the end-of-epoch line; an epoch resumed after its last batch trained no step."""
+    if not train_means:
+        return 'no training step in this process (resumed after the last batch)'
+    return (f"train loss {train_means['loss']:.3f} lil {train_means['lil_loss']:.3f} "
+            f"lr {train_means['learning_rate']:.2e}")
+
+
 def end_of_epoch(net, eval_step, sets, state, checkpoints, writer, train_means):
     """Validate; save and test on improvement, else roll back to the best checkpoint and count a strike.
     Returns the epoch's record (train means, valid and test losses, alive counts, outcome)."""
@@ -188,9 +281,8 @@ def end_of_epoch(net, eval_step, sets, state, checkpoints, writer, train_means):
     alive = alive_counts(net, winners)
     write_scalars(writer, 'Valid_', valid, step)
     write_scalars(writer, '', alive, step)
-    line = (f"epoch {int(state.epoch) + 1} step {step}: train loss {train_means.get('loss', float('nan')):.3f} "
-            f"lil {train_means.get('lil_loss', float('nan')):.3f} | valid lil {valid['lil_loss']:.3f} | "
-            f"lr {train_means.get('learning_rate', float('nan')):.2e} kl_w {valid['kl_weight']:.4f}")
+    line = (f"epoch {int(state.epoch) + 1} step {step}: {train_summary(train_means)} | "
+            f"valid lil {valid['lil_loss']:.3f} | kl_w {valid['kl_weight']:.4f}")
     if alive:
         k = net.mixture_weights().shape[0]
         line += (f" | alive {alive['Alive_Gaussians_Win']}/{k} winning, "
@@ -200,6 +292,7 @@ def end_of_epoch(net, eval_step, sets, state, checkpoints, writer, train_means):
     if valid['lil_loss'] < float(state.best_valid_loss):
         state.best_valid_loss.assign(valid['lil_loss'])
         state.strikes.assign(0)
+        state.fault_rollbacks.assign(0)
         state.epoch.assign_add(1)
         checkpoints.save_best()
         test, _ = evaluate(eval_step, test_set, step)
@@ -217,21 +310,29 @@ def end_of_epoch(net, eval_step, sets, state, checkpoints, writer, train_means):
 
 
 def train_and_evaluate(hps, sets, log_root, seed=0, jit_compile=False, log_every=20, max_epochs=100000,
-                       checkpoint_minutes=30.0, resume=False):
-    """Build the model, optionally resume, and train until five strikes, max_epochs or num_steps."""
-    net = model_lib.build_model(hps)
+                       checkpoint_minutes=30.0, resume=False, strategy=None):
+    """Build the model, optionally resume, and train until five strikes, max_epochs or num_steps. With a
+    tf.distribute `strategy` (distributed.make_strategy) the model is mirrored over its replicas and every step is
+    data-parallel over them; a multi-worker cluster's other workers keep their checkpoints under log_root/workers."""
+    with distributed.scope(strategy):
+        net = model_lib.build_model(hps)
     state = TrainState()
     state.seed.assign(seed)
-    checkpoints = Checkpoints(log_root, net, state)
+    checkpoints = Checkpoints(distributed.run_dir(log_root, strategy), net, state)
     if resume:
         path = checkpoints.newest()
         if path is None:
             raise utils.UserError(f'--resume_training: no checkpoint in {log_root}')
         checkpoints.restore(path)
         print(f'resumed {path}: step {int(state.step)}, epoch {int(state.epoch)}, strikes {int(state.strikes)}')
-    train_step, eval_step = model_lib.compile_steps(net, hps.batch_size, hps.max_seq_len, hps.png_width,
-                                                    jit_compile=jit_compile)
-    writer = tf.summary.create_file_writer(log_root)
+    if strategy is None:
+        train_step, eval_step = model_lib.compile_steps(net, hps.batch_size, hps.max_seq_len, hps.png_width,
+                                                        jit_compile=jit_compile)
+    else:
+        train_step, eval_step = distributed.compile_steps(strategy, net, hps.batch_size, hps.max_seq_len,
+                                                          hps.png_width)
+    writer = tf.summary.create_file_writer(log_root) if distributed.is_chief(strategy) else \
+        tf.summary.create_noop_writer()
     with writer.as_default(step=0):
         tf.summary.scalar('Num_Trainable_Params', sum(int(np.prod(v.shape)) for v in net.trainable_variables))
     interrupted, history = False, []
@@ -243,8 +344,11 @@ def train_and_evaluate(hps, sets, log_root, seed=0, jit_compile=False, log_every
     try:
         while (int(state.strikes) < MAX_STRIKES and int(state.epochs_run) < max_epochs
                and int(state.step) < hps.num_steps):
-            means = run_epoch(train_step, sets[0], state, hps, writer, log_every, checkpoints, checkpoint_minutes)
-            history.append(end_of_epoch(net, eval_step, sets, state, checkpoints, writer, means))
+            try:
+                means = run_epoch(train_step, sets[0], state, hps, writer, log_every, checkpoints, checkpoint_minutes)
+                history.append(end_of_epoch(net, eval_step, sets, state, checkpoints, writer, means))
+            except NumericalFault as fault:
+                roll_back_after_faults(checkpoints, state, fault)
     except KeyboardInterrupt:
         path = checkpoints.save_last()
         print(f'\ninterrupted: saved {path} at step {int(state.step)}; continue with --resume_training', flush=True)
@@ -253,15 +357,20 @@ def train_and_evaluate(hps, sets, log_root, seed=0, jit_compile=False, log_every
         signal.signal(signal.SIGTERM, previous)
         writer.flush()
     return dict(step=int(state.step), epoch=int(state.epoch), best_valid_loss=float(state.best_valid_loss),
-                strikes=int(state.strikes), interrupted=interrupted, history=history, model=net)
+                strikes=int(state.strikes), fault_rollbacks=int(state.fault_rollbacks), interrupted=interrupted,
+                history=history, model=net)
 
 
 @utils.cli_main
 def main(argv):
     del argv
     cfg = flags.FLAGS
+    strategy = distributed.make_strategy(cfg.strategy, cfg.devices)   # first: it must precede TF's initialisation
+    if strategy is not None and cfg.jit_compile:
+        raise utils.UserError('--jit_compile compiles the single-device step only: drop it with --strategy')
     seed = cfg.seed if cfg.seed is not None else int(np.random.SeedSequence().entropy % (2 ** 31))
-    tf.random.set_seed(seed)
+    seed = distributed.shared_seed(strategy, seed)
+    tf.random.set_seed(seed + distributed.worker_index(strategy))
     if cfg.seed is not None:
         tf.config.experimental.enable_op_determinism()
     hps, *sets = prepare_run(cfg.log_root, cfg.data_dir, cfg.hparams, cfg.resume_training)
@@ -269,7 +378,8 @@ def main(argv):
           f"{len(sets[0].strokes)} training sketches, {sets[0].num_batches} steps/epoch, seed {seed}")
     result = train_and_evaluate(hps, sets, cfg.log_root, seed=seed, jit_compile=cfg.jit_compile,
                                 log_every=cfg.log_every, max_epochs=cfg.max_epochs,
-                                checkpoint_minutes=cfg.checkpoint_minutes, resume=cfg.resume_training)
+                                checkpoint_minutes=cfg.checkpoint_minutes, resume=cfg.resume_training,
+                                strategy=strategy)
     print(f"done: step {result['step']}, best valid lil {result['best_valid_loss']:.3f}, "
           f"checkpoints in {cfg.log_root}")
 

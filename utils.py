@@ -81,7 +81,7 @@ _HPARAMS = (
     ('png_width', 48, 'image side W in pixels'),
     ('num_per_category', 70000, 'sketches taken from the start of every split of every category'),
     ('is_training', True, 'training mode (evaluation copies set False)'),
-    ('model_type', 'rpcl', 'model family member: rpcl | rpclh | ia | sketch_rnn'),
+    ('model_type', 'rpcl', 'model family member: rpcl | rpclh | ia | sketch_rnn | spgra'),
     ('stable_estep', False, 'log-sum-exp E-step (fixes the underflow quirk, SPEC §11 #7)'),
     ('init', 'original', 'conv init: original (std sqrt(2/kernel_height), quirk #6) | he'),
     ('fix_png_rescale', False, 'continuous centred image rescale instead of the 47-px top-left quirk (#4)'),
@@ -99,13 +99,33 @@ _HPARAMS = (
     ('semi_percent', 0.0, 'rpclh/ia: unused by the released code (SPEC §4.7)'),
     ('semi_balanced', False, 'rpclh/ia: unused by the released code (SPEC §4.7)'),
     ('repeat', 1, 'ia: EM/harmony updates per step'),
+    ('graph_number', 21, 'spgra: graph nodes G = the whole sketch + at most G-1 patches'),
+    ('graph_picture_size', 256, 'spgra: patch side P in pixels (a power of two; the CNN has log2(P)-1 layers)'),
+    ('mask_prob', 0.1, 'spgra: probability that a training patch is masked (blanked) before cropping'),
+    ('num_clusters', 50, "spgra: synonymous-proximity centroids N_c (the original's num_mixture; README 30)"),
+    ('fix_sp_scale', False, 'spgra: divide every split by the training std of dx, dy (quirk #16: own std per '
+                            'split, pen column included)'),
+    ('fix_graph_validity', False, 'spgra: valid patch block n x n (quirk #16: (n+1) x (n+1))'),
 )
 _DEFAULTS = {name: default for name, default, _ in _HPARAMS}
 _CHOICES = {
     'dec_model': ('lstm', 'layer_norm', 'hyper'),
     'enc_model': ('lstm', 'layer_norm', 'hyper'),
-    'model_type': ('rpcl', 'rpclh', 'ia', 'sketch_rnn'),
+    'model_type': ('rpcl', 'rpclh', 'ia', 'sketch_rnn', 'spgra'),
     'init': ('original', 'he'),
+}
+# numeric hparams with a valid range: name -> (test, description)
+_RANGES = {
+    **{name: (lambda v: v > 0, 'positive') for name in (
+        'batch_size', 'dec_rnn_size', 'z_size', 'num_mixture', 'num_sub', 'png_width', 'num_per_category',
+        'hyper_num_units', 'hyper_embedding_size', 'enc_rnn_size', 'num_layer_i', 'num_layer_j', 'repeat',
+        'save_every', 'learning_rate', 'grad_clip')},
+    **{name: (lambda v: 0 < v <= 1, 'in (0, 1]') for name in (
+        'recurrent_dropout_prob', 'input_dropout_prob', 'output_dropout_prob', 'decay_rate', 'png_scale_ratio')},
+    **{name: (lambda v: v >= 0, 'at least 0') for name in (
+        'min_learning_rate', 'de_weight', 'png_rotate_angle', 'png_translate_dist')},
+    'augment_stroke_prob': (lambda v: 0 <= v <= 1, 'in [0, 1]'),
+    'random_scale_factor': (lambda v: 0 <= v < 1, 'in [0, 1)'),
 }
 _TYPE_NAMES = {bool: 'a boolean (true/false)', int: 'an integer', float: 'a number', str: 'a string',
                list: 'a list of names'}
@@ -120,6 +140,11 @@ def _check_name(name):
 def _check_choice(name, value):
     if name in _CHOICES and value not in _CHOICES[name]:
         raise UserError(f"hparam {name}='{value}' is not one of {', '.join(_CHOICES[name])}")
+
+
+def _check_range(name, value):
+    if name in _RANGES and not _RANGES[name][0](value):
+        raise UserError(f'hparam {name}={value} must be {_RANGES[name][1]}')
 
 
 def _type_error(name, value):
@@ -147,6 +172,7 @@ def _coerce(name, value):
         raise _type_error(name, value)
     value = kind(value)
     _check_choice(name, value)
+    _check_range(name, value)
     return value
 
 
@@ -180,6 +206,7 @@ def _parse_value(name, text):
         raise _type_error(name, text) from None
     if not math.isfinite(value):
         raise _type_error(name, text)
+    _check_range(name, value)
     return value
 
 
@@ -384,6 +411,8 @@ def _check_sketch(path, split, i, sketch):
         raise UserError(f'{where} is an empty sketch')
     if not np.isfinite(sketch).all():
         raise UserError(f'{where} contains NaN or infinite values')
+    if not np.isin(sketch[:, 2], (0, 1)).all():
+        raise UserError(f'{where} has pen values other than 0 and 1 in its third column')
     return sketch
 
 
@@ -808,13 +837,14 @@ def _clip(seq3_list):
     return [np.clip(seq, -1000, 1000).astype(np.float32) for seq in seq3_list]
 
 
-def load_dataset(data_dir, hps, png_required=True):
+def load_dataset(data_dir, hps, png_required=True, split_scale=None):
     """Loaders (train, valid, test) over hps.categories and hps with max_seq_len set.
 
     Per category i: the first num_per_category sketches of every split (SPEC §1.3), images from <c>_png.npz (counts
     checked), labels i (correct lengths: the original's misaligned valid/test labels, quirk #2, feed no loss and are
     not reproduced). T = longest sketch over all splits; offsets clipped to +-1000 and divided by the population std
-    of the training dx, dy (SPEC §1.4). png_required=False loads no images (Batch.images is None)."""
+    of the training dx, dy (SPEC §1.4). png_required=False loads no images (Batch.images is None).
+    split_scale: a function of one split's clipped sketches giving that split's own divisor (SP-gra2seq, SPEC §6.1)."""
     _check_files(data_dir, hps.categories, png_required)
     strokes = {split: [] for split in SPLITS}
     images = {split: [] for split in SPLITS}
@@ -838,12 +868,13 @@ def load_dataset(data_dir, hps, png_required=True):
     hps_out = hps.replace(max_seq_len=max_seq_len, train_size=len(strokes['train']))
     loaders = []
     for split in SPLITS:
+        divisor = sigma if split_scale is None else split_scale(strokes[split])
         for seq in strokes[split]:
-            seq[:, 0:2] /= sigma
+            seq[:, 0:2] /= divisor
         loader = DataLoader(strokes[split],
                             np.concatenate(images[split]) if png_required else None,
                             np.concatenate(labels[split]), hps.batch_size, max_seq_len, hps_out,
                             training=split == 'train')
-        loader.scale_factor = sigma
+        loader.scale_factor = divisor
         loaders.append(loader)
     return (*loaders, hps_out)

@@ -11,6 +11,16 @@ angle 0.5) of the stacked [generated codes; Gaussian means]. Writes in --output_
   level_l.jpg   rpclh only: the codes coloured by their group (i_label)
 The original names the scatter files j.jpg / i.jpg (its README: level_k.jpg / level_l.jpg) and draws only
 clusters with more than one point; here every code is drawn. Headless (matplotlib Agg).
+
+Controllable synthesis (control.py; --data_dir holds the test sketches, --seed fixes codes and decoding):
+    python3 visualization.py --mode=gallery --model_dir=model --data_dir=data --output_dir=gallery
+    python3 visualization.py --mode=direction --model_dir=model --data_dir=data --direction_from=gaussian:0 \
+        --direction_to=gaussian:2 --apply_to=bee:0,1,2 --scales=0,0.5,1
+    python3 visualization.py --mode=analogy --model_dir=model --data_dir=data --analogy=bee:0,bus:3,cat:5
+  gallery     gallery_<kind>_<index>.png per alive Gaussian (rpclh: and group), the overviews
+              gallery_gaussians.png (gallery_groups.png) and gallery.json
+  direction   direction_<from>_<to>.png (rows: the --apply_to points, columns: z + s * direction) and .npz
+  analogy     analogy.png (rows: the --analogy triples; A, B, C, their decodes, C + B - A) and analogy.npz
 """
 import os
 
@@ -28,6 +38,7 @@ from absl import app, flags  # noqa: E402
 from PIL import Image  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
 
+import control  # noqa: E402
 import model as model_lib  # noqa: E402
 import retrieval  # noqa: E402
 import sample as sample_lib  # noqa: E402
@@ -40,11 +51,28 @@ def define_flags():
     flags.DEFINE_string('model_dir', './model', 'train.py --log_root of the model (for the Gaussian means).')
     flags.DEFINE_string('output_dir', '.', 'Where result.jpg, level_k.jpg and level_l.jpg are written.')
     flags.DEFINE_boolean('fast', False, 'Barnes-Hut t-SNE with the default angle 0.5 instead of the slow angle 0.')
-    flags.DEFINE_integer('seed', None, 'Seed of the t-SNE initialisation (default: random, as the original).')
+    flags.DEFINE_integer('seed', None, 'Seed of the t-SNE initialisation, or of the codes and decoding of the other '
+                         'modes (default: random, as the original).')
+    flags.DEFINE_string('mode', 'tsne', 'tsne: the t-SNE maps of a sample directory; gallery: sketches of every alive '
+                        'Gaussian (and group); direction: codes moved along a latent direction; analogy: A : B :: C : ?')
+    flags.DEFINE_string('data_dir', 'data', 'gallery, direction, analogy: directory of the test sketches, as training.')
+    flags.DEFINE_float('temperature', 0.24, 'gallery, direction, analogy: decoding temperature tau.')
+    flags.DEFINE_integer('tile_width', 96, 'gallery, direction, analogy: side of each sketch tile in pixels.')
+    flags.DEFINE_integer('num_per_component', 16, 'gallery: sketches drawn from each alive component.')
+    flags.DEFINE_integer('columns', 8, 'gallery: sketches per row (and per overview row).')
+    flags.DEFINE_string('direction_from', None, 'direction: latent point(s) the direction starts from (control.py: '
+                        'gaussian:K, group:I, CAT, CAT:i,j,..; A+B joins).')
+    flags.DEFINE_string('direction_to', None, 'direction: latent point(s) it ends at; direction = mean(to) - mean(from).')
+    flags.DEFINE_string('apply_to', None, 'direction: the latent points moved, one row each.')
+    flags.DEFINE_list('scales', ['-1', '-0.5', '0', '0.5', '1', '1.5', '2'], 'direction: the scales s of z + s * '
+                      'direction, one column each.')
+    flags.DEFINE_multi_string('analogy', [], 'analogy: A,B,C (each CAT:i, gaussian:K or group:I), repeat for more rows.')
 
 
 FLAGS = flags.FLAGS
 
+MODES = ('tsne', 'gallery', 'direction', 'analogy')
+MIN_TILE = 16  # smallest --tile_width
 CANVAS = (2000, 1500)  # result.jpg width, height
 LEARNING_RATE = 150.0
 MAX_PERPLEXITY = 30.0
@@ -137,14 +165,61 @@ def visualise(samples, means, output_dir, fast=False, seed=None):
     return paths
 
 
+def parse_scales(texts):
+    """The floats of --scales."""
+    try:
+        return [float(text) for text in texts]
+    except ValueError:
+        raise utils.UserError(f"--scales={','.join(texts)} must be numbers, e.g. -1,0,0.5,1") from None
+
+
+def check_control_flags(cfg):
+    """UserError for flags of --mode=gallery, direction or analogy that are wrong whatever the model."""
+    if cfg.temperature <= 0:
+        raise utils.UserError(f'--temperature={cfg.temperature} must be positive')
+    if cfg.tile_width < MIN_TILE:
+        raise utils.UserError(f'--tile_width={cfg.tile_width} must be at least {MIN_TILE} pixels')
+    needed = dict(direction=('direction_from', 'direction_to', 'apply_to'), analogy=('analogy',)).get(cfg.mode, ())
+    missing = [f'--{name}' for name in needed if not getattr(cfg, name)]
+    if missing:
+        raise utils.UserError(f"--mode={cfg.mode} needs {', '.join(missing)}")
+
+
+def control_mode(cfg):
+    """Run --mode=gallery, direction or analogy (control.py) and print the files written."""
+    check_control_flags(cfg)
+    scales = parse_scales(cfg.scales)
+    seed = cfg.seed if cfg.seed is not None else int(np.random.SeedSequence().entropy % (2 ** 31))
+    net, test_set = sample_lib.load_model_and_test_split(cfg.model_dir, cfg.data_dir)
+    settings = dict(temperature=cfg.temperature, seed=seed, tile_width=cfg.tile_width)
+    if cfg.mode == 'gallery':
+        paths = control.gallery(net, test_set, cfg.output_dir, cfg.num_per_component, cfg.columns, **settings)
+    elif cfg.mode == 'direction':
+        paths = [control.direction_grid(net, test_set, cfg.output_dir, cfg.direction_from, cfg.direction_to,
+                                        cfg.apply_to, scales, **settings)[0]]
+    else:
+        paths = [control.analogy_grid(net, test_set, cfg.output_dir, cfg.analogy, **settings)[0]]
+    for path in paths:
+        print(f'wrote {path}')
+    print(f'seed {seed}')
+
+
 @utils.cli_main
 def main(argv):
     if len(argv) > 1:
         raise utils.UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if FLAGS.mode not in MODES:
+        raise utils.UserError(f"unknown --mode '{FLAGS.mode}' (one of {', '.join(MODES)})")
     if not os.path.isdir(FLAGS.model_dir):
         raise utils.UserError(f'--model_dir {FLAGS.model_dir} does not exist')
+    if FLAGS.mode != 'tsne':
+        control_mode(FLAGS)
+        return
     net, hps = model_lib.restore_model(FLAGS.model_dir)
     samples = retrieval.load_sample_dir(FLAGS.sample_dir, hps.categories)
+    if samples.codes.shape[1] != hps.z_size:
+        raise utils.UserError(f'the codes in {FLAGS.sample_dir} have {samples.codes.shape[1]} dimensions but the '
+                              f'model has z_size={hps.z_size}: samples of another model?')
     means = gaussian_means(net)
     print(f't-SNE of {len(samples.codes)} codes and {0 if means is None else len(means)} Gaussian means'
           f"{'' if FLAGS.fast else ' (angle 0: slow for many points; --fast is quicker)'}")

@@ -1,6 +1,7 @@
 """How fast is one training step, and which execution mode should be the default?
 
-For each configuration and mode (eager, tf.function, tf.function + XLA) a fresh process builds the model, feeds
+For each configuration and mode (eager, tf.function, tf.function + XLA, and on request autojit: tf.function with
+XLA auto-clustering of the element-wise ops, matmuls left to oneDNN) a fresh process builds the model, feeds
 batches of real bundled sketches padded to T steps (random images for the image encoders: the arithmetic does not
 depend on the values), runs warm-up steps, then times --steps training steps. Prints the median seconds per step,
 training sketches/s, the peak resident memory of the process, and the ratio against the original TF1 code's
@@ -35,10 +36,12 @@ CONFIGS = {
     'rpcl-default': ('model_type=rpcl, dec_model=hyper, dec_rnn_size=2048, batch_size=128', None),
     'rpcl-demo': ('model_type=rpcl, dec_model=hyper, dec_rnn_size=256, z_size=64, batch_size=64, num_mixture=3', None),
 }
-MODES = ('eager', 'function', 'xla')
+MODES = ('eager', 'function', 'xla', 'autojit')
+# autojit: tf.function with TensorFlow's XLA auto-clustering of the element-wise ops only (matmuls stay oneDNN's)
+AUTOJIT_FLAGS = '--tf_xla_auto_jit=2 --tf_xla_cpu_global_jit --tf_xla_ops_to_cluster=FUSIBLE'
 
 flags.DEFINE_list('configs', list(CONFIGS), f'Configurations to time: {", ".join(CONFIGS)}.')
-flags.DEFINE_list('modes', list(MODES), 'Execution modes: eager, function, xla.')
+flags.DEFINE_list('modes', list(MODES[:3]), 'Execution modes: eager, function, xla, autojit.')
 flags.DEFINE_integer('max_seq_len', 250, 'T: every batch is padded to this many steps (sketch-rnn: 250).')
 flags.DEFINE_integer('steps', 3, 'Timed steps per run (after two warm-up steps; eager runs one of each).')
 flags.DEFINE_string('worker', None, 'Internal: time one config:mode in this process and print JSON.')
@@ -93,7 +96,8 @@ def run_worker(config, mode):
     """Time config:mode in a fresh process, so peak memory and compilation caches are its own."""
     cmd = [sys.executable, os.path.abspath(__file__), f'--worker={config}:{mode}',
            f'--max_seq_len={FLAGS.max_seq_len}', f'--steps={FLAGS.steps}']
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ, TF_XLA_FLAGS=AUTOJIT_FLAGS) if mode == 'autojit' else None
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith('{')]
     if proc.returncode != 0 or not lines:
         return dict(error=(proc.stderr.strip().splitlines() or ['failed'])[-1])
