@@ -35,8 +35,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 import sample as sample_lib
 import utils
+from model import ALIVE_FRACTION, is_alive
 
-ALIVE_FRACTION = 0.1  # alive: weight > ALIVE_FRACTION / K (train.py's Alive_Gaussians_Alpha)
 KINDS = ('gaussian', 'group')
 BATCH = 256           # codes encoded or decoded at once
 FONT_SIZE = 14
@@ -57,11 +57,6 @@ def group_weights(net):
     if net.hps.model_type != 'rpclh':
         return None
     return net.gmm.de_i.numpy()[:, 0], net.gmm.de_ij.numpy()
-
-
-def is_alive(weights):
-    """weight_k > 0.1 / K for each of K sibling weights."""
-    return weights > ALIVE_FRACTION / len(weights)
 
 
 def check_mixture(net):

@@ -15,7 +15,6 @@ import json
 import os
 
 import tensorflow as tf
-from absl import logging
 from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
 from tensorflow.python.eager import context
 
@@ -107,7 +106,6 @@ def make_strategy(name, devices=''):
                               'of each worker; choose them with CUDA_VISIBLE_DEVICES)')
     if name == 'default':
         return None
-    logging.set_verbosity(logging.WARNING)   # tf.distribute logs every checkpoint save at INFO
     if name == 'mirrored':
         return mirrored_strategy(parse_devices(devices))
     configure_coordination(cluster_config()['cluster'])

@@ -338,6 +338,15 @@ LOCAL_BATCH = LocalBatch()
 
 # ------------------------------------------------------------------------------------------------ latent GMM
 
+ALIVE_FRACTION = 0.1
+
+
+def is_alive(weights):
+    """A latent component is alive when its weight exceeds ALIVE_FRACTION / K among its K siblings: w_k > 1/(10K)."""
+    weights = np.asarray(weights)
+    return weights > ALIVE_FRACTION / len(weights)
+
+
 class LatentGMM(tf.Module):
     """The top layer: K diagonal Gaussians (de_mu, de_sigma2) with weights de_alpha, updated by assignment only."""
 

@@ -16,7 +16,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tqdm  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 import distributed  # noqa: E402
 import model as model_lib  # noqa: E402
@@ -183,7 +183,7 @@ def alive_counts(net, winners):
         return {}
     weights = weights.numpy()
     return dict(Alive_Gaussians_Win=len(winners),
-                Alive_Gaussians_Alpha=int((weights > 1.0 / (10 * len(weights))).sum()))
+                Alive_Gaussians_Alpha=int(model_lib.is_alive(weights).sum()))
 
 
 def write_scalars(writer, prefix, values, step):
@@ -365,6 +365,7 @@ def train_and_evaluate(hps, sets, log_root, seed=0, jit_compile=False, log_every
 def main(argv):
     del argv
     cfg = flags.FLAGS
+    logging.set_verbosity(logging.WARNING)   # TensorFlow logs every checkpoint save at INFO
     strategy = distributed.make_strategy(cfg.strategy, cfg.devices)   # first: it must precede TF's initialisation
     if strategy is not None and cfg.jit_compile:
         raise utils.UserError('--jit_compile compiles the single-device step only: drop it with --strategy')
