@@ -25,7 +25,6 @@ their codes (common random numbers): the s = 0 column is exactly the plain decod
 """
 import collections
 import functools
-import io
 import json
 import os
 import re
@@ -148,13 +147,6 @@ def write_png(path, pixels):
 
 def write_json(path, value):
     utils.atomic_write_bytes(path, (json.dumps(value, indent=2) + '\n').encode('utf-8'))
-    return path
-
-
-def write_npz(path, **arrays):
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    utils.atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
@@ -350,8 +342,8 @@ def direction_grid(net, test_set, output_dir, source, target, apply_to, scales, 
                             [p.label for p in rows], ['real'] + [f's={s:g}' for s in scales])
     os.makedirs(output_dir, exist_ok=True)
     stem = os.path.join(output_dir, f'direction_{slug(source)}_{slug(target)}')
-    write_npz(stem + '.npz', codes=codes, scales=np.float32(scales), direction=direction,
-              rows=np.array([p.label for p in rows]))
+    utils.atomic_savez(stem + '.npz', codes=codes, scales=np.float32(scales), direction=direction,
+                       rows=np.array([p.label for p in rows]))
     return write_png(stem + '.png', picture), codes
 
 
@@ -385,5 +377,5 @@ def analogy_grid(net, test_set, output_dir, analogies, temperature=0.24, seed=0,
                             [f'{a.label} : {b.label} :: {c.label}' for a, b, c in terms],
                             ['A', 'B', 'C', 'dec A', 'dec B', 'dec C', 'C + B - A'])
     os.makedirs(output_dir, exist_ok=True)
-    write_npz(os.path.join(output_dir, 'analogy.npz'), codes=codes, rows=np.array(analogies))
+    utils.atomic_savez(os.path.join(output_dir, 'analogy.npz'), codes=codes, rows=np.array(analogies))
     return write_png(os.path.join(output_dir, 'analogy.png'), picture), codes

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 import rnn
+import spgra_data
 import utils
 
 NUM_MDN = 20            # M: bivariate components of the stroke decoder's mixture density output (hard-coded)
@@ -609,6 +610,14 @@ def compile_steps(model, batch_size, max_seq_len, image_size, jit_compile=False)
 MODEL_TYPES = {'rpcl': ('model', 'RPCLPix2Seq'), 'rpclh': ('model_rpclh', 'RPCLPix2SeqH'),
                'ia': ('model_ia', 'IAPix2Seq'), 'sketch_rnn': ('model_sketch_rnn', 'SketchRNN'),
                'spgra': ('model_spgra', 'SPGra2Seq')}
+
+
+def load_splits(data_dir, hps):
+    """(train, valid, test, hps with max_seq_len) loaders of what a model of hps.model_type reads: stroke-5 batches
+    with their images (none for sketch_rnn), or for spgra the patch graphs of the strokes (SPEC §6.1)."""
+    if hps.model_type == 'spgra':
+        return spgra_data.load_graph_dataset(data_dir, hps)
+    return utils.load_dataset(data_dir, hps, png_required=hps.model_type != 'sketch_rnn')
 
 
 def build_model(hps):

@@ -44,7 +44,6 @@ from absl import app, flags  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import model as model_lib  # noqa: E402
-import spgra_data  # noqa: E402
 import utils  # noqa: E402
 
 
@@ -91,11 +90,16 @@ def derive_seed(*keys):
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-def choose_references(num_test, num, rng):
-    """Indices of the first `num` entries of a random permutation of range(num_test) (num = 0: all of them)."""
+def check_num_per_category(num, num_test):
+    """UserError when --num_per_category=num exceeds the num_test sketches per category of the test split."""
     if num > num_test:
         raise utils.UserError(f'--num_per_category={num} is larger than the test split ({num_test} sketches per '
                               f'category); use at most {num_test}, or 0 for all')
+
+
+def choose_references(num_test, num, rng):
+    """Indices of the first `num` entries of a random permutation of range(num_test) (num = 0: all of them)."""
+    check_num_per_category(num, num_test)
     return rng.permutation(num_test)[:num or num_test]
 
 
@@ -410,10 +414,7 @@ def check_flags(cfg):
 def load_model_and_test_split(model_dir, data_dir):
     """(net, test loader) for the model's categories, normalised as in training."""
     net, hps = model_lib.restore_model(model_dir)
-    if hps.model_type == 'spgra':
-        _, _, test_set, _ = spgra_data.load_graph_dataset(data_dir, hps)
-    else:
-        _, _, test_set, _ = utils.load_dataset(data_dir, hps, png_required=hps.model_type != 'sketch_rnn')
+    _, _, test_set, _ = model_lib.load_splits(data_dir, hps)
     return net, test_set
 
 
@@ -438,7 +439,7 @@ def main(argv):
         raise utils.UserError(f"unexpected arguments: {' '.join(argv[1:])}")
     cfg = FLAGS
     latent = check_flags(cfg)
-    seed = cfg.seed if cfg.seed is not None else int(np.random.SeedSequence().entropy % (2 ** 31))
+    seed = utils.resolve_seed(cfg.seed)
     net, test_set = load_model_and_test_split(cfg.model_dir, cfg.data_dir)
     if net.hps.model_type == 'spgra' or cfg.prob is not None or cfg.mask_seed_file:
         heal_from_flags(cfg, net, test_set, latent, seed)

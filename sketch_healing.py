@@ -49,9 +49,7 @@ def healing_rows(test_set, num_categories, num_per_category):
     rows = []
     for i in range(num_categories):
         own = sample_lib.category_rows(test_set, i)
-        if num_per_category > len(own):
-            raise utils.UserError(f'--num_per_category={num_per_category} is larger than the test split '
-                                  f'({len(own)} sketches per category); use at most {len(own)}, or 0 for all')
+        sample_lib.check_num_per_category(num_per_category, len(own))
         rows.append(own[:num_per_category or len(own)])
     return rows
 

@@ -20,7 +20,6 @@ from absl import app, flags, logging  # noqa: E402
 
 import distributed  # noqa: E402
 import model as model_lib  # noqa: E402
-import spgra_data  # noqa: E402
 import utils  # noqa: E402
 
 tf.get_logger().setLevel('ERROR')
@@ -140,11 +139,7 @@ def prepare_run(log_root, data_dir, hparams, resume):
                                   f'{hps.model_type}; train that in a new --log_root')
     else:
         hps = utils.get_default_hparams().parse(hparams)
-    if hps.model_type == 'spgra':  # patch graphs built from the strokes, no images (SPEC §6.1)
-        train_set, valid_set, test_set, hps = spgra_data.load_graph_dataset(data_dir, hps)
-    else:
-        train_set, valid_set, test_set, hps = utils.load_dataset(data_dir, hps,
-                                                                 png_required=hps.model_type != 'sketch_rnn')
+    train_set, valid_set, test_set, hps = model_lib.load_splits(data_dir, hps)
     if valid_set.num_batches == 0 or train_set.num_batches == 0:
         raise utils.UserError(f'batch_size={hps.batch_size} is larger than the validation or training split '
                               f'({len(valid_set.strokes)} / {len(train_set.strokes)} sketches); lower batch_size')
@@ -241,23 +236,31 @@ def report_skipped_step(step, values, skipped):
         raise NumericalFault(f'{skipped} training steps in a row had non-finite values (up to step {step})')
 
 
+def roll_back(checkpoints, state, **counters):
+    """Restore the best checkpoint if there is one (weights, Adam, latent mixture, step), set the TrainState
+    `counters` (name=value) that the rollback keeps or advances, and save that state as the resumable `last/`.
+    Returns the restored path, or None."""
+    path = checkpoints.best.latest_checkpoint
+    if path:
+        checkpoints.restore(path)
+    for name, value in counters.items():
+        getattr(state, name).assign(value)
+    checkpoints.save_last()
+    return path
+
+
 def roll_back_after_faults(checkpoints, state, fault):
     """Recover from a NumericalFault as from a non-improving epoch, without a strike: restore the best checkpoint
     and start a fresh epoch. After MAX_FAULT_ROLLBACKS rollbacks with no improving epoch between, stop."""
-    rollbacks, strikes, epochs_run = int(state.fault_rollbacks) + 1, int(state.strikes), int(state.epochs_run) + 1
-    path = checkpoints.best.latest_checkpoint
-    if path is None:
+    rollbacks = int(state.fault_rollbacks) + 1
+    if checkpoints.best.latest_checkpoint is None:
         raise utils.UserError(f'{fault} before the first checkpoint, so there is nothing to roll back to; '
                               f'lower learning_rate or check the data')
     if rollbacks > MAX_FAULT_ROLLBACKS:
         raise utils.UserError(f'{fault}; stopping: {MAX_FAULT_ROLLBACKS} rollbacks to the best checkpoint did not '
                               f'help (lower learning_rate or grad_clip, or check the data)')
-    checkpoints.restore(path)
-    state.fault_rollbacks.assign(rollbacks)
-    state.strikes.assign(strikes)
-    state.epochs_run.assign(epochs_run)
-    state.batch_in_epoch.assign(0)
-    checkpoints.save_last()
+    path = roll_back(checkpoints, state, fault_rollbacks=rollbacks, strikes=int(state.strikes),
+                     epochs_run=int(state.epochs_run) + 1, batch_in_epoch=0)
     print(f'{fault}: restored {path} (step {int(state.step)}), rollback {rollbacks}/{MAX_FAULT_ROLLBACKS}',
           flush=True)
 
@@ -299,12 +302,8 @@ def end_of_epoch(net, eval_step, sets, state, checkpoints, writer, train_means):
         write_scalars(writer, 'Eval_', test, step)
         print(f"{line} | test lil {test['lil_loss']:.3f} loss {test['loss']:.3f} | saved", flush=True)
         return dict(step=step, train=train_means, valid=valid, test=test, improved=True, **alive)
-    strikes, epochs_run = int(state.strikes) + 1, int(state.epochs_run)
-    if checkpoints.best.latest_checkpoint:
-        checkpoints.restore(checkpoints.best.latest_checkpoint)
-    state.strikes.assign(strikes)
-    state.epochs_run.assign(epochs_run)
-    checkpoints.save_last()
+    strikes = int(state.strikes) + 1
+    roll_back(checkpoints, state, strikes=strikes, epochs_run=int(state.epochs_run))
     print(f'{line} | no improvement: restored step {int(state.step)}, strike {strikes}/{MAX_STRIKES}', flush=True)
     return dict(step=step, train=train_means, valid=valid, test=None, improved=False, **alive)
 
@@ -369,7 +368,7 @@ def main(argv):
     strategy = distributed.make_strategy(cfg.strategy, cfg.devices)   # first: it must precede TF's initialisation
     if strategy is not None and cfg.jit_compile:
         raise utils.UserError('--jit_compile compiles the single-device step only: drop it with --strategy')
-    seed = cfg.seed if cfg.seed is not None else int(np.random.SeedSequence().entropy % (2 ** 31))
+    seed = utils.resolve_seed(cfg.seed)
     seed = distributed.shared_seed(strategy, seed)
     tf.random.set_seed(seed + distributed.worker_index(strategy))
     if cfg.seed is not None:

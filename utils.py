@@ -46,6 +46,11 @@ def cli_main(main):
     return wrapper
 
 
+def resolve_seed(seed):
+    """A --seed flag's value, or a fresh random seed in [0, 2^31) when it is None (the programs print it)."""
+    return seed if seed is not None else int(np.random.SeedSequence().entropy % (2 ** 31))
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Hyper-parameters: the one table of names, defaults and meanings (SPEC §3.11, §4, §5, §15.1)
 # ----------------------------------------------------------------------------------------------------------------

@@ -189,7 +189,7 @@ def control_mode(cfg):
     """Run --mode=gallery, direction or analogy (control.py) and print the files written."""
     check_control_flags(cfg)
     scales = parse_scales(cfg.scales)
-    seed = cfg.seed if cfg.seed is not None else int(np.random.SeedSequence().entropy % (2 ** 31))
+    seed = utils.resolve_seed(cfg.seed)
     net, test_set = sample_lib.load_model_and_test_split(cfg.model_dir, cfg.data_dir)
     settings = dict(temperature=cfg.temperature, seed=seed, tile_width=cfg.tile_width)
     if cfg.mode == 'gallery':

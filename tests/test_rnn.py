@@ -209,12 +209,18 @@ def python_loop(cell, inputs, state, steps):
     return outputs, state
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_unroll_equals_python_loop_of_call(kind):
+def random_case(kind, seed):
+    """A randomised cell of `kind`, the generator that drew them, inputs [B, T, IN] and an initial state."""
     cell = randomise(build(kind))
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(seed)
     inputs = tf.constant(rng.normal(size=[B, T, IN]).astype(np.float32))
     state = tf.constant(rng.normal(0.0, 0.8, [B, cell.state_size]).astype(np.float32))
+    return cell, rng, inputs, state
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unroll_equals_python_loop_of_call(kind):
+    cell, _, inputs, state = random_case(kind, 3)
     outputs, final = tf.function(cell.unroll)(inputs, state)
     loop_outputs, loop_final = python_loop(cell, inputs, state, T)
     assert outputs.shape == (B, T, N) and final.shape == (B, cell.state_size)
@@ -224,10 +230,7 @@ def test_unroll_equals_python_loop_of_call(kind):
 
 @pytest.mark.parametrize("kind, jit_compile", [(kind, False) for kind in KINDS] + [("hyper", True)])
 def test_lengths_keep_the_state_of_the_last_real_step(kind, jit_compile):
-    cell = randomise(build(kind))
-    rng = np.random.default_rng(4)
-    inputs = tf.constant(rng.normal(size=[B, T, IN]).astype(np.float32))
-    state = tf.constant(rng.normal(0.0, 0.8, [B, cell.state_size]).astype(np.float32))
+    cell, _, inputs, state = random_case(kind, 4)
     lengths = [T, 2, 0]
     unroll = tf.function(lambda x, s, n: cell.unroll(x, s, lengths=n), jit_compile=jit_compile)
     outputs, final = unroll(inputs, state, tf.constant(lengths))
@@ -251,10 +254,7 @@ def loop_gradients(cell, inputs, state, upstream):
 @pytest.mark.parametrize("kind, jit_compile", [(kind, False) for kind in KINDS] + [("hyper", True)])
 def test_unroll_gradients_equal_autodiff_of_the_python_loop(kind, jit_compile):
     """unroll computes the recurrent weights' gradients after the loop (with_deferred_weight_gradients)."""
-    cell = randomise(build(kind))
-    rng = np.random.default_rng(6)
-    inputs = tf.constant(rng.normal(size=[B, T, IN]).astype(np.float32))
-    state = tf.constant(rng.normal(0.0, 0.8, [B, cell.state_size]).astype(np.float32))
+    cell, rng, inputs, state = random_case(kind, 6)
     upstream = tf.constant(rng.normal(size=[B, T, N]).astype(np.float32))
 
     @tf.function(jit_compile=jit_compile)
