@@ -156,8 +156,7 @@ def save_classifier(model, config, output_dir):
         model.save(staged)
         with open(staged, 'rb') as f:
             utils.atomic_write_bytes(os.path.join(output_dir, MODEL_FILE), f.read())
-    text = json.dumps(config, indent=2) + '\n'
-    utils.atomic_write_bytes(os.path.join(output_dir, CONFIG_FILE), text.encode())
+    utils.atomic_write_json(os.path.join(output_dir, CONFIG_FILE), config)
 
 
 def train_classifier(data_dir, categories, output_dir, epochs=30, batch_size=64, seed=0,

@@ -25,7 +25,6 @@ their codes (common random numbers): the s = 0 column is exactly the plain decod
 """
 import collections
 import functools
-import json
 import os
 import re
 
@@ -145,11 +144,6 @@ def write_png(path, pixels):
     return path
 
 
-def write_json(path, value):
-    utils.atomic_write_bytes(path, (json.dumps(value, indent=2) + '\n').encode('utf-8'))
-    return path
-
-
 # ------------------------------------------------------------------------------------------------ decoding
 
 class Drawer:
@@ -243,7 +237,7 @@ def gallery(net, test_set, output_dir, num_per_component=16, columns=8, temperat
         paths.append(write_png(os.path.join(output_dir, f'gallery_{kind}s.png'), picture))
     settings = dict(temperature=temperature, seed=seed, num_per_component=num_per_component,
                     alive_rule=f'weight > {ALIVE_FRACTION} / K', test_sketches=len(test_set.strokes))
-    paths.append(write_json(os.path.join(output_dir, 'gallery.json'), dict(settings=settings, components=summary)))
+    paths.append(utils.atomic_write_json(os.path.join(output_dir, 'gallery.json'), dict(settings=settings, components=summary)))
     return paths
 
 

@@ -19,8 +19,9 @@ For every category c of the model and sketch n = 0, 1, ... (names as the origina
 Latent sources (--latent): `conditional` (the original's default): z = encoder mean of random test sketches;
 `prior`: z ~ N(0, I) (the original's --conditional=False); `gmm`: z drawn from the learned mixture, or from one
 Gaussian with --component=k (SPEC §11 #18). Each sketch n of category c also has a reference: the n-th of a random
-permutation of c's test sketches. Its encoder outputs feed the IA labels (harmony weights need sigma2) and
-rpclh's --transient_labels (the original's one transient EM update on the batch of codes, SPEC §11 #14).
+permutation of c's test sketches (sample_config.json lists them: `references`, category -> test index of each n).
+Its encoder outputs feed the IA labels (harmony weights need sigma2) and rpclh's --transient_labels (the original's
+one transient EM update on the batch of codes, SPEC §11 #14).
 
 Differences from the original, all in speed or clarity: many codes decode at once in one compiled loop (the same
 distribution per sketch; the random stream differs), and with --stop_at_eos a sketch stops at its end-of-sketch
@@ -277,7 +278,8 @@ def sample(net, test_set, output_dir, num_per_category=0, latent='conditional', 
     os.makedirs(output_dir, exist_ok=True)
     rng = np.random.default_rng(seed)
     rows = [category_rows(test_set, i) for i in range(len(hps.categories))]
-    chosen = [r[choose_references(len(r), num_per_category, rng)] for r in rows]
+    references = [choose_references(len(r), num_per_category, rng) for r in rows]   # sketch n -> test index
+    chosen = [r[p] for r, p in zip(rows, references)]
     mu, sigma2 = reference_encodings(net, test_set, np.concatenate(chosen), batch_size)
     ends = np.cumsum([len(c) for c in chosen])
     decode = compile_decoder(net, stop_at_eos)
@@ -302,14 +304,14 @@ def sample(net, test_set, output_dir, num_per_category=0, latent='conditional', 
     write_config(output_dir, model_type=hps.model_type, categories=hps.categories, latent=latent,
                  component=component, temperature=temperature, seed=seed, batch_size=batch_size,
                  stop_at_eos=stop_at_eos, transient_labels=transient_labels, num_per_category=num_per_category,
-                 scale_factor=test_set.scale_factor, max_seq_len=hps.max_seq_len)
+                 scale_factor=test_set.scale_factor, max_seq_len=hps.max_seq_len,
+                 references={c: p.tolist() for c, p in zip(hps.categories, references)})
     return int(ends[-1])
 
 
 def write_config(output_dir, **settings):
     """sample_config.json: the settings of the run (atomically)."""
-    text = json.dumps(settings, indent=2) + '\n'
-    utils.atomic_write_bytes(os.path.join(output_dir, CONFIG_FILE), text.encode('utf-8'))
+    utils.atomic_write_json(os.path.join(output_dir, CONFIG_FILE), settings)
 
 
 def read_config(sample_dir):

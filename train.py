@@ -4,7 +4,7 @@
 
 Epochs as the original: after each, validate (reconstruction loss, z = mu); an improvement saves `vector-<epoch>`
 and reports the test losses; otherwise the best checkpoint is restored (weights, Adam slots, GMM, step counter)
-and a strike is counted; five strikes in a row stop the run. `--resume_training` continues from the last save.
+and a strike is counted; five strikes in a row stop the run (--max_strikes). `--resume_training` continues from the last save.
 """
 import os
 
@@ -37,6 +37,8 @@ def define_flags():
     flags.DEFINE_boolean('jit_compile', False, 'Compile the training step with XLA (slower for the RNN loop on CPU).')
     flags.DEFINE_integer('log_every', 20, 'Print and log training losses every this many steps.', lower_bound=1)
     flags.DEFINE_integer('max_epochs', 100000, 'Hard cap on epochs (the original: 100000).', lower_bound=0)
+    flags.DEFINE_integer('max_strikes', MAX_STRIKES, 'Stop after this many non-improving epochs in a row (the '
+                         'original: 5; 0: never, so that a run always trains max_epochs epochs).', lower_bound=0)
     flags.DEFINE_float('checkpoint_minutes', 30.0, 'Also save a resumable mid-epoch checkpoint this often (0: never).',
                        lower_bound=0.0)
     flags.DEFINE_enum('strategy', 'default', distributed.STRATEGIES,
@@ -273,7 +275,7 @@ def train_summary(train_means):
             f"lr {train_means['learning_rate']:.2e}")
 
 
-def end_of_epoch(net, eval_step, sets, state, checkpoints, writer, train_means):
+def end_of_epoch(net, eval_step, sets, state, checkpoints, writer, train_means, max_strikes=MAX_STRIKES):
     """Validate; save and test on improvement, else roll back to the best checkpoint and count a strike.
     Returns the epoch's record (train means, valid and test losses, alive counts, outcome)."""
     _, valid_set, test_set = sets
@@ -304,15 +306,17 @@ def end_of_epoch(net, eval_step, sets, state, checkpoints, writer, train_means):
         return dict(step=step, train=train_means, valid=valid, test=test, improved=True, **alive)
     strikes = int(state.strikes) + 1
     roll_back(checkpoints, state, strikes=strikes, epochs_run=int(state.epochs_run))
-    print(f'{line} | no improvement: restored step {int(state.step)}, strike {strikes}/{MAX_STRIKES}', flush=True)
+    limit = f'/{max_strikes}' if max_strikes else ''
+    print(f'{line} | no improvement: restored step {int(state.step)}, strike {strikes}{limit}', flush=True)
     return dict(step=step, train=train_means, valid=valid, test=None, improved=False, **alive)
 
 
 def train_and_evaluate(hps, sets, log_root, seed=0, jit_compile=False, log_every=20, max_epochs=100000,
-                       checkpoint_minutes=30.0, resume=False, strategy=None):
-    """Build the model, optionally resume, and train until five strikes, max_epochs or num_steps. With a
-    tf.distribute `strategy` (distributed.make_strategy) the model is mirrored over its replicas and every step is
-    data-parallel over them; a multi-worker cluster's other workers keep their checkpoints under log_root/workers."""
+                       max_strikes=MAX_STRIKES, checkpoint_minutes=30.0, resume=False, strategy=None):
+    """Build the model, optionally resume, and train until max_strikes strikes in a row (0: no limit), max_epochs
+    or num_steps. With a tf.distribute `strategy` (distributed.make_strategy) the model is mirrored over its replicas
+    and every step is data-parallel over them; a multi-worker cluster's other workers keep their checkpoints under
+    log_root/workers."""
     with distributed.scope(strategy):
         net = model_lib.build_model(hps)
     state = TrainState()
@@ -341,11 +345,11 @@ def train_and_evaluate(hps, sets, log_root, seed=0, jit_compile=False, log_every
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        while (int(state.strikes) < MAX_STRIKES and int(state.epochs_run) < max_epochs
+        while ((not max_strikes or int(state.strikes) < max_strikes) and int(state.epochs_run) < max_epochs
                and int(state.step) < hps.num_steps):
             try:
                 means = run_epoch(train_step, sets[0], state, hps, writer, log_every, checkpoints, checkpoint_minutes)
-                history.append(end_of_epoch(net, eval_step, sets, state, checkpoints, writer, means))
+                history.append(end_of_epoch(net, eval_step, sets, state, checkpoints, writer, means, max_strikes))
             except NumericalFault as fault:
                 roll_back_after_faults(checkpoints, state, fault)
     except KeyboardInterrupt:
@@ -377,7 +381,7 @@ def main(argv):
     print(f"model_type {hps.model_type}, categories {hps.categories}, max_seq_len {hps.max_seq_len}, "
           f"{len(sets[0].strokes)} training sketches, {sets[0].num_batches} steps/epoch, seed {seed}")
     result = train_and_evaluate(hps, sets, cfg.log_root, seed=seed, jit_compile=cfg.jit_compile,
-                                log_every=cfg.log_every, max_epochs=cfg.max_epochs,
+                                log_every=cfg.log_every, max_epochs=cfg.max_epochs, max_strikes=cfg.max_strikes,
                                 checkpoint_minutes=cfg.checkpoint_minutes, resume=cfg.resume_training,
                                 strategy=strategy)
     print(f"done: step {result['step']}, best valid lil {result['best_valid_loss']:.3f}, "

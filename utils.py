@@ -359,6 +359,12 @@ def atomic_write_bytes(path, data: bytes):
     _atomic_write(path, lambda f: f.write(data))
 
 
+def atomic_write_json(path, value):
+    """Write value as indented JSON, atomically; returns path."""
+    atomic_write_bytes(path, (json.dumps(value, indent=2) + '\n').encode('utf-8'))
+    return path
+
+
 def atomic_savez(path, **arrays):
     """np.savez to exactly `path` (no '.npz' appended), all or nothing."""
     _atomic_write(path, lambda f: np.savez(f, **arrays))

@@ -150,6 +150,17 @@ def test_conditional_codes_are_encoder_means_of_own_category_test_sketches(sampl
         np.testing.assert_allclose(nearest, 0.0, atol=1e-4)
 
 
+def test_sample_config_names_the_reference_test_sketch_of_every_code(sampled_dir, restored):
+    net, test_set = restored
+    references = sample.read_config(sampled_dir)['references']
+    for i, c in enumerate(('bee', 'bus')):
+        assert len(references[c]) == PER_CATEGORY and len(set(references[c])) == PER_CATEGORY
+        rows = sample.category_rows(test_set, i)[references[c]]
+        mu, _ = sample.encode_batched(net, None, test_set.batch_from_indices(rows).images, 16)
+        codes = np.concatenate([np.load(os.path.join(sampled_dir, f'code_{c}_{n}.npy')) for n in range(PER_CATEGORY)])
+        np.testing.assert_allclose(codes, mu, atol=1e-5)
+
+
 def test_strokes_are_in_pixel_units(sampled_dir, restored):
     """Saved offsets are the decoded (normalised) ones times the training scale factor."""
     net, test_set = restored

@@ -52,19 +52,23 @@ def test_resume_continues_with_identical_state(tmp_path, png_data_dir):
     assert more['history'][0]['step'] == 2 * steps_per_epoch   # validated after one more epoch (kept or rolled back)
 
 
-def test_non_improving_epoch_rolls_back_and_strikes(tmp_path, png_data_dir, monkeypatch):
-    tf.random.set_seed(0)
-    valid_losses = iter([10.0, 20.0, 30.0])    # epoch 1 improves, epochs 2 and 3 do not
-    real_evaluate = train.evaluate
-    hps, *sets = train.prepare_run(str(tmp_path), png_data_dir, HPARAMS, resume=False)
+def script_validation(monkeypatch, valid_set, losses):
+    """Make train.evaluate report these validation lil losses, one per epoch."""
+    losses, real_evaluate = iter(losses), train.evaluate
 
     def scripted_evaluate(eval_step, loader, step):
-        losses, winners = real_evaluate(eval_step, loader, step)
-        if loader is sets[1]:
-            losses['lil_loss'] = next(valid_losses)
-        return losses, winners
+        values, winners = real_evaluate(eval_step, loader, step)
+        if loader is valid_set:
+            values['lil_loss'] = next(losses)
+        return values, winners
 
     monkeypatch.setattr(train, 'evaluate', scripted_evaluate)
+
+
+def test_non_improving_epoch_rolls_back_and_strikes(tmp_path, png_data_dir, monkeypatch):
+    tf.random.set_seed(0)
+    hps, *sets = train.prepare_run(str(tmp_path), png_data_dir, HPARAMS, resume=False)
+    script_validation(monkeypatch, sets[1], [10.0, 20.0, 30.0])    # epoch 1 improves, epochs 2 and 3 do not
     result = train.train_and_evaluate(hps, sets, str(tmp_path), seed=3, max_epochs=1)
     best = snapshot(result['model'])
     best_gmm = result['model'].gmm.de_mu.numpy()
@@ -76,6 +80,14 @@ def test_non_improving_epoch_rolls_back_and_strikes(tmp_path, png_data_dir, monk
     np.testing.assert_array_equal(result['model'].gmm.de_mu.numpy(), best_gmm)
     for key, value in snapshot(result['model']).items():
         np.testing.assert_array_equal(value, best[key], err_msg=key)
+
+
+@pytest.mark.parametrize('max_strikes, epochs_run', [(2, 3), (0, 5)])
+def test_max_strikes_stops_early_or_never(tmp_path, png_data_dir, monkeypatch, max_strikes, epochs_run):
+    hps, *sets = train.prepare_run(str(tmp_path), png_data_dir, HPARAMS, resume=False)
+    script_validation(monkeypatch, sets[1], [10.0, 20.0, 30.0, 40.0, 50.0])   # only epoch 1 improves
+    result = train.train_and_evaluate(hps, sets, str(tmp_path), seed=3, max_epochs=5, max_strikes=max_strikes)
+    assert len(result['history']) == epochs_run and result['strikes'] == epochs_run - 1
 
 
 @pytest.mark.parametrize('args,message', [
