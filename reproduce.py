@@ -164,10 +164,11 @@ def training_curves(model_dir):
 
 
 def score_run(run_dir, classifier_model, classifier_categories, seed):
-    """Rec, Ret@k, training budget, alive Gaussians (start, and at the kept checkpoint), best validation NLL per
-    step, and the t-SNE maps of visualization.py (in <run>/tsne) of one run."""
+    """Rec, Ret@k, the training budget, the alive Gaussians at the kept checkpoint, the best validation NLL per
+    step, latent-space scores and the t-SNE maps of visualization.py (in <run>/tsne) of one run."""
     import model as model_lib
     import retrieval
+    import sample
     import visualization
     model_dir, sample_dir = os.path.join(run_dir, 'model'), os.path.join(run_dir, 'sample')
     net, hps = model_lib.restore_model(model_dir)
@@ -178,13 +179,14 @@ def score_run(run_dir, classifier_model, classifier_categories, seed):
     curves = training_curves(model_dir)
     valid = [value for _, _, value in curves['valid_lil']]
     best = int(np.argmin(valid))              # the validation whose checkpoint restore_model loaded
+    nll_divisor = 1 if hps.model_type == 'sketch_rnn' else hps.max_seq_len   # magenta's r_cost = lil_loss / T
     result = dict(model_type=hps.model_type, rec=rec, rec_by_category=rec_by_category,
                   ret={str(k): v for k, v in ret.items()}, num_sketches=len(samples.names),
                   epochs_run=len(valid), steps_per_epoch=curves['valid_lil'][0][1],
                   rolled_back_epochs=len(valid) - sum(epoch_improved(valid)),
-                  # magenta's r_cost is lil_loss / T (SPEC §3.6, §15): one scale for every model
-                  best_valid_nll_per_step=valid[best] / (1 if hps.model_type == 'sketch_rnn' else hps.max_seq_len),
-                  code_knn=knn_accuracy(samples.codes, samples.category_ids), curves=curves)
+                  best_valid_nll_per_step=valid[best] / nll_divisor, nll_divisor=nll_divisor,
+                  code_knn=knn_accuracy(samples.codes, samples.category_ids), curves=curves,
+                  references=sample.read_config(sample_dir)['references'])
     weights = net.mixture_weights()
     if weights is not None:
         winners = samples.gaussian_labels.get('j_label', samples.gaussian_labels.get('gau_idx'))
@@ -194,25 +196,18 @@ def score_run(run_dir, classifier_model, classifier_categories, seed):
                       purity=purity(winners, samples.category_ids))
     means = visualization.gaussian_means(net)
     visualization.visualise(samples, means, os.path.join(run_dir, 'tsne'), fast=True, seed=seed)
-    result['tsne'] = tsne_map(visualization, samples, means, seed)
-    result['references'] = sample_config_references(sample_dir)
-    result['nll_divisor'] = 1 if hps.model_type == 'sketch_rnn' else hps.max_seq_len
+    result['tsne'] = tsne_map(samples, means, seed)
     return result
 
 
-def tsne_map(visualization, samples, means, seed):
+def tsne_map(samples, means, seed):
     """2-D t-SNE positions (in [0, 1]) of the reference codes and the Gaussian means, with category labels."""
+    import visualization
     points = samples.codes if means is None else np.concatenate([samples.codes, means])
     unit = visualization.normalise(visualization.tsne_embedding(points, fast=True, seed=seed))
     n = len(samples.codes)
     return dict(codes=unit[:n].tolist(), means=unit[n:].tolist() if means is not None else None,
                 category_ids=samples.category_ids.tolist())
-
-
-def sample_config_references(sample_dir):
-    """{category: test index of each generated sketch n} from sample.py's sample_config.json."""
-    with open(os.path.join(sample_dir, 'sample_config.json'), encoding='utf-8') as f:
-        return json.load(f)['references']
 
 
 def knn_accuracy(codes, category_ids, k=KNN):
@@ -385,6 +380,8 @@ def study_settings(cfg):
     base = TINY if cfg.tiny else STUDY
     categories = utils.parse_categories(cfg.categories or base['categories'].split(','))
     unknown = sorted(set(cfg.models) - set(MODELS))
+    if not cfg.models:
+        raise utils.UserError(f"--models needs at least one of {', '.join(MODELS)}")
     if unknown:
         raise utils.UserError(f"unknown --models {', '.join(unknown)} (of {', '.join(MODELS)})")
     hparams = f"categories=[{','.join(categories)}], {base['hparams']}"

@@ -19,3 +19,5 @@ python3 train.py --log_root=runs/repro/rpclh-seed2/model --data_dir=runs/repro/d
 python3 sample.py --data_dir=runs/repro/data --model_dir=runs/repro/rpclh-seed2/model --output_dir=runs/repro/rpclh-seed2/sample --seed=2
 # 2026-12-02 00:45:26: python3 reproduce.py --output_dir=runs/repro --docs_dir=docs
 python3 seq2png.py --input_dir=runs/repro/data --output_dir=runs/repro/data --categories=bee,bus,car,cat,flower
+# 2026-12-02 01:09:29: python3 reproduce.py --output_dir=runs/repro --docs_dir=docs
+python3 seq2png.py --input_dir=runs/repro/data --output_dir=runs/repro/data --categories=bee,bus,car,cat,flower

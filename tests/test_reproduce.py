@@ -66,6 +66,7 @@ def test_study_settings_of_the_study_and_tiny_mode():
 
 @pytest.mark.parametrize('values, message', [
     (dict(models=['rpcl', 'vae']), 'unknown --models vae'),
+    (dict(models=[]), '--models needs at least one'),
     (dict(seeds=['one']), 'must be integers'),
     (dict(seeds=['-1']), 'non-negative'),
 ])
