@@ -25,7 +25,6 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import glob  # noqa: E402
 import json  # noqa: E402
 import shlex  # noqa: E402
-import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -35,9 +34,16 @@ import matplotlib  # noqa: E402
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
+from PIL import Image  # noqa: E402
 
+import classifier  # noqa: E402
+import model as model_lib  # noqa: E402
+import retrieval  # noqa: E402
+import sample  # noqa: E402
 import utils  # noqa: E402
+import visualization  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = ('sketch_rnn', 'rpcl', 'ia', 'rpclh')
@@ -77,6 +83,7 @@ class Chain:
     """Runs the project's programs as subprocesses, logging each command to commands.sh and its output beside."""
 
     def __init__(self, output_dir):
+        utils.make_output_dir(output_dir, '--output_dir')
         self.output_dir = output_dir
         self.log_dir = os.path.join(output_dir, 'logs')
         os.makedirs(self.log_dir, exist_ok=True)
@@ -94,7 +101,7 @@ class Chain:
         log_path = os.path.join(self.log_dir, f'{name}.log')
         start = time.time()
         with open(log_path, 'w', encoding='utf-8') as log:
-            code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, cwd=HERE)
+            code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)   # paths relative to this cwd
         seconds = time.time() - start
         if code != 0:
             raise utils.UserError(f'{program} failed (exit {code}): {last_line(log_path)} (log: {log_path})')
@@ -116,7 +123,7 @@ def prepare_data(chain, data_dir, categories):
         source = utils.category_npz_path(data_dir, c)
         if not os.path.isfile(source):
             raise utils.UserError(f'no {source}: --data_dir must hold <category>.npz for every category')
-        shutil.copyfile(source, utils.category_npz_path(target, c))
+        copy_atomically(source, utils.category_npz_path(target, c))
     chain.run('seq2png', 'seq2png.py', input_dir=target, output_dir=target, categories=','.join(categories))
     return target
 
@@ -150,7 +157,6 @@ def train_and_sample(chain, run_dir, data, model_type, seed, hparams, epochs):
 def training_curves(model_dir):
     """{key: [(wall_time, step, value)] in time order} of TRAINING_TAGS from a run's TensorBoard events; the
     validation scalars come once per epoch run (rolled-back epochs included)."""
-    import tensorflow as tf
     wanted = {tag: key for key, tag in TRAINING_TAGS.items()}
     curves = {key: [] for key in TRAINING_TAGS}
     for path in sorted(glob.glob(os.path.join(model_dir, 'events.out.tfevents.*'))):
@@ -166,10 +172,6 @@ def training_curves(model_dir):
 def score_run(run_dir, classifier_model, classifier_categories, seed):
     """Rec, Ret@k, the training budget, the alive Gaussians at the kept checkpoint, the best validation NLL per
     step, latent-space scores and the t-SNE maps of visualization.py (in <run>/tsne) of one run."""
-    import model as model_lib
-    import retrieval
-    import sample
-    import visualization
     model_dir, sample_dir = os.path.join(run_dir, 'model'), os.path.join(run_dir, 'sample')
     net, hps = model_lib.restore_model(model_dir)
     samples = retrieval.load_sample_dir(sample_dir, hps.categories)
@@ -202,7 +204,6 @@ def score_run(run_dir, classifier_model, classifier_categories, seed):
 
 def tsne_map(samples, means, seed):
     """2-D t-SNE positions (in [0, 1]) of the reference codes and the Gaussian means, with category labels."""
-    import visualization
     points = samples.codes if means is None else np.concatenate([samples.codes, means])
     unit = visualization.normalise(visualization.tsne_embedding(points, fast=True, seed=seed))
     n = len(samples.codes)
@@ -309,9 +310,13 @@ def training_figure(results, models, path):
     for axes in (left, right):
         axes.legend(fontsize=7)
         axes.grid(alpha=0.3)
+    save_figure(figure, path)
+
+
+def save_figure(figure, path):
+    """Write the figure as a PNG, atomically, and close it."""
     figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    utils.atomic_write_bytes(path, visualization.figure_bytes(figure, 'png'))
 
 
 def first_seed_runs(results, models):
@@ -339,14 +344,11 @@ def grid_figure(results, models, data, categories, path, per_category=2):
         grid[i, 0].set_ylabel(c, fontsize=8)
     for j, title in enumerate(['reference'] + [LABELS[r['model_type']] for r in first]):
         grid[0, j].set_title(title, fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def read_gray(path):
     """A PNG as uint8 [H, W] (its red channel, as retrieval.py reads it)."""
-    from PIL import Image
     with Image.open(path) as image:
         return np.asarray(image.convert('RGB'))[:, :, 0]
 
@@ -368,9 +370,7 @@ def tsne_figure(results, models, categories, path):
         axes.set_xticks([])
         axes.set_yticks([])
     panels[0, 0].legend(fontsize=7, markerscale=2)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 # ------------------------------------------------------------------------------------------------ the study
@@ -402,7 +402,6 @@ def parse_seeds(texts):
 
 def run_study(cfg):
     """Everything of the module docstring; returns the results dict written to results.json."""
-    import classifier
     categories, seeds, epochs, classifier_epochs, hparams = study_settings(cfg)
     start = time.time()
     chain = Chain(cfg.output_dir)
@@ -458,12 +457,18 @@ def write_outputs(cfg, results, summary, categories, data):
     thumbnails = next((os.path.join(r['run_dir'], 'tsne', 'result.jpg') for r in results
                        if r['model_type'] == 'rpcl'), None)
     if thumbnails:
-        shutil.copyfile(thumbnails, os.path.join(out, FIGURES[3]))
+        copy_atomically(thumbnails, os.path.join(out, FIGURES[3]))
     if cfg.docs_dir:
-        os.makedirs(cfg.docs_dir, exist_ok=True)
+        utils.make_output_dir(cfg.docs_dir, '--docs_dir')
         for name in FIGURES + ('results.md', 'commands.sh'):
             if os.path.isfile(os.path.join(out, name)):
-                shutil.copyfile(os.path.join(out, name), os.path.join(cfg.docs_dir, name))
+                copy_atomically(os.path.join(out, name), os.path.join(cfg.docs_dir, name))
+
+
+def copy_atomically(source, target):
+    """Copy a file through a temporary name, so that the target is never half-written."""
+    with open(source, 'rb') as f:
+        utils.atomic_write_bytes(target, f.read())
 
 
 @utils.cli_main

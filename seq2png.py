@@ -38,10 +38,7 @@ def main(argv):
         if not os.path.isfile(utils.category_npz_path(FLAGS.input_dir, c)):
             raise utils.UserError(f'missing category file {utils.category_npz_path(FLAGS.input_dir, c)}')
     output_dir = FLAGS.output_dir or FLAGS.input_dir
-    try:
-        os.makedirs(output_dir, exist_ok=True)
-    except OSError as e:
-        raise utils.UserError(f'cannot create --output_dir {output_dir}: {e.strerror}') from None
+    utils.make_output_dir(output_dir, '--output_dir')
     for c in categories:
         path = utils.write_png_npz(FLAGS.input_dir, output_dir, c, FLAGS.png_width, FLAGS.renderer,
                                    workers=FLAGS.workers or None, progress=True)

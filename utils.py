@@ -359,6 +359,14 @@ def atomic_write_bytes(path, data: bytes):
     _atomic_write(path, lambda f: f.write(data))
 
 
+def make_output_dir(path, flag):
+    """os.makedirs(path, exist_ok=True), or one UserError naming the flag (e.g. a file stands at path)."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise UserError(f'cannot create {flag} {path}: {e.strerror}') from None
+
+
 def atomic_write_json(path, value):
     """Write value as indented JSON, atomically; returns path."""
     atomic_write_bytes(path, (json.dumps(value, indent=2) + '\n').encode('utf-8'))

@@ -123,9 +123,10 @@ def scatter_figure(positions, labels, means=None, title=''):
     return figure
 
 
-def jpeg_bytes_of_figure(figure):
+def figure_bytes(figure, format='jpg'):
+    """The encoded image of a matplotlib figure (closed afterwards), for utils.atomic_write_bytes."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format='jpg')
+    figure.savefig(buffer, format=format)
     plt.close(figure)
     return buffer.getvalue()
 
@@ -154,10 +155,10 @@ def visualise(samples, means, output_dir, fast=False, seed=None):
     level_k = samples.gaussian_labels.get('j_label', samples.gaussian_labels.get('gau_idx'))
     if level_k is not None:
         figure = scatter_figure(codes_2d, level_k, means_2d, 'level k: Gaussians')
-        written['level_k.jpg'] = jpeg_bytes_of_figure(figure)
+        written['level_k.jpg'] = figure_bytes(figure)
     if 'i_label' in samples.gaussian_labels:
         figure = scatter_figure(codes_2d, samples.gaussian_labels['i_label'], title='level l: groups')
-        written['level_l.jpg'] = jpeg_bytes_of_figure(figure)
+        written['level_l.jpg'] = figure_bytes(figure)
     paths = []
     for name, data in written.items():
         paths.append(os.path.join(output_dir, name))

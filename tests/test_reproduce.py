@@ -1,6 +1,7 @@
 """reproduce.py: its helpers, its errors, and the whole chain in --tiny mode (what CI runs, about a minute)."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -79,6 +80,20 @@ def test_a_missing_category_file_is_one_clear_error(tmp_path):
     chain = reproduce.Chain(str(tmp_path / 'out'))
     with pytest.raises(utils.UserError, match='no .*giraffe.npz'):
         reproduce.prepare_data(chain, str(tmp_path), ['giraffe'])
+
+
+def test_an_output_dir_that_is_a_file_is_one_clear_error(tmp_path):
+    (tmp_path / 'taken').write_text('')
+    with pytest.raises(utils.UserError, match='cannot create --output_dir .*taken'):
+        reproduce.Chain(str(tmp_path / 'taken'))
+
+
+def test_programs_see_relative_paths_from_the_callers_directory(tmp_path, data_dir, monkeypatch):
+    shutil.copy(utils.category_npz_path(data_dir, 'bee'), tmp_path)
+    monkeypatch.chdir(tmp_path)
+    chain = reproduce.Chain('out')
+    chain.run('seq2png', 'seq2png.py', input_dir='.', output_dir='out', categories='bee')
+    assert (tmp_path / 'out' / 'bee_png.npz').is_file() and (tmp_path / 'out' / 'logs' / 'seq2png.log').is_file()
 
 
 def test_a_failing_program_names_itself_and_its_last_line(tmp_path):
