@@ -190,8 +190,14 @@ class TF1StyleCell:
     def zero_state(self, batch_size, dtype):
         return tf.zeros([batch_size, self.state_size], dtype)
 
+    @staticmethod
+    def _layer_norm(x, gamma=1.0, beta=0.0, epsilon=rnn.LN_EPSILON):
+        """The original's layer norm over the last axis, as plain ops differentiated by TF1's autodiff."""
+        mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+        return gamma * (x - mean) * tf.math.rsqrt(variance + epsilon) + beta
+
     def _ln_all(self, pre):
-        gates = rnn.layer_norm(tf.reshape(pre, [-1, 4, self.n]), 1.0, 0.0)
+        gates = self._layer_norm(tf.reshape(pre, [-1, 4, self.n]))
         return self.ln[0] * tf.reshape(gates, [-1, 4 * self.n]) + self.ln[1]
 
     def _update(self, pre, c, dropout):
@@ -200,7 +206,7 @@ class TF1StyleCell:
         if dropout:
             g = tf.compat.v1.nn.dropout(g, keep_prob=KEEP_PROB)
         new_c = c * tf.sigmoid(f + 1.0) + tf.sigmoid(i) * g
-        c_out = new_c if self.kind == "lstm" else rnn.layer_norm(new_c, self.ln[2], self.ln[3])
+        c_out = new_c if self.kind == "lstm" else self._layer_norm(new_c, self.ln[2], self.ln[3])
         return tf.tanh(c_out) * tf.sigmoid(o), new_c
 
     def _hyper_norm(self, layer, h_tilde, alpha, beta=None):

@@ -270,6 +270,49 @@ def test_unroll_gradients_equal_autodiff_of_the_python_loop(kind, jit_compile):
         np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5 * scale)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_lengths_below_t_stop_the_loop_early_with_the_same_values_and_gradients(kind):
+    """max(lengths) = 3 < T: the loop runs 3 steps (as TF1's dynamic_rnn); outputs after a sketch's length are zeros
+    and the gradients of its final states equal autodiff through a python loop of each sketch's real steps."""
+    cell, _, inputs, state = random_case(kind, 7)
+    lengths = [3, 1, 0]
+
+    @tf.function
+    def unroll_gradients(inputs, state, lengths):
+        with tf.GradientTape() as tape:
+            tape.watch(state)
+            outputs, final = cell.unroll(inputs, state, training=False, lengths=lengths)
+            loss = tf.reduce_sum(tf.square(final))
+        return outputs, final, tape.gradient(loss, cell.trainable_variables + (state,))
+
+    outputs, final, gradients = unroll_gradients(inputs, state, tf.constant(lengths))
+    with tf.GradientTape() as tape:
+        tape.watch(state)
+        finals = [python_loop(cell, inputs[b:b + 1], state[b:b + 1], length)[1] for b, length in enumerate(lengths)]
+        loss = tf.reduce_sum(tf.square(tf.concat(finals, 0)))
+    expected_gradients = tape.gradient(loss, cell.trainable_variables + (state,))
+    np.testing.assert_allclose(final.numpy(), tf.concat(finals, 0).numpy(), rtol=1e-5, atol=1e-6)
+    for b, length in enumerate(lengths):
+        np.testing.assert_array_equal(outputs.numpy()[b, length:], 0.0)
+    for got, expected in zip(gradients, expected_gradients):
+        expected = np.zeros(got.shape) if expected is None else expected.numpy()
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-5 * max(np.abs(expected).max(), 1e-3))
+
+
+def test_recurrent_matmul_with_a_transposed_copy_has_autodiff_gradients():
+    rng = np.random.default_rng(8)
+    a, w, dy = (tf.constant(rng.normal(size=shape).astype(np.float32)) for shape in ([3, 4], [4, 5], [3, 5]))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([a, w])
+        fused = rnn.recurrent_matmul(a, {"W": w, "W_t": tf.transpose(w)}, "W")
+        plain = tf.matmul(a, w)
+    np.testing.assert_allclose(fused.numpy(), plain.numpy(), rtol=1e-6)
+    for got, expected in zip(tape.gradient(fused, [a, w], output_gradients=dy),
+                             tape.gradient(plain, [a, w], output_gradients=dy)):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(rnn.recurrent_matmul(a, {"W": w}, "W").numpy(), plain.numpy())
+
+
 def autodiff_layer_norm(x, gamma, beta, eps=1e-3):
     """The layer norm as plain ops, for autodiff: γ·(x − mean)·rsqrt(var + eps) + β."""
     mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
