@@ -39,11 +39,19 @@ def lstm_orthogonal(n):
     return tf.concat([orthogonal(n) for _ in range(NUM_GATES)], axis=1)
 
 
+def sum_to_shape(g, shape):
+    """g summed over the axes along which a tensor of static `shape` was broadcast to g's shape (size 1 or absent)."""
+    padded = [1] * (g.shape.rank - len(shape)) + list(shape)
+    axes = [axis for axis, (size, g_size) in enumerate(zip(padded, g.shape)) if size == 1 and g_size != 1]
+    return tf.reshape(tf.reduce_sum(g, axis=axes), shape)
+
+
 def layer_norm(x, gamma, beta, epsilon=LN_EPSILON):
-    """Over the last axis: y = γ·x̂ + β with x̂ = (x − mean)·rsqrt(var + eps), γ and β shared over the first axis.
+    """Over the last axis: y = γ·x̂ + β with x̂ = (x − mean)·rsqrt(var + eps), γ and β broadcast against x.
 
     Its gradient is written out, dx = rsqrt(var + eps)·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·γ, dγ = Σ_b dy·x̂,
-    dβ = Σ_b dy: 11 ops where autodiff of the forward ops builds about twice as many inside the time loop.
+    dβ = Σ_b dy (sums over the axes γ and β are broadcast along): 11 ops where autodiff of the forward ops builds
+    about twice as many inside the time loop.
     """
     @tf.custom_gradient
     def normalise(x, gamma, beta):
@@ -55,19 +63,19 @@ def layer_norm(x, gamma, beta, epsilon=LN_EPSILON):
             g = dy * gamma
             dx = rstd * (g - tf.reduce_mean(g, axis=-1, keepdims=True)
                          - x_hat * tf.reduce_mean(g * x_hat, axis=-1, keepdims=True))
-            return dx, tf.reduce_sum(dy * x_hat, axis=0), tf.reduce_sum(dy, axis=0)
+            return dx, sum_to_shape(dy * x_hat, gamma.shape), sum_to_shape(dy, beta.shape)
 
         return gamma * x_hat + beta, gradient
 
     return normalise(x, gamma, beta)
 
 
-def layer_norm_lstm_update(ln_weights, pre, c, num_units, memory):
-    """Per-gate LN of pre [B, 4N] (each N-block normalised alone), then new_c = memory(i, j, f) and
-    new_h = tanh(LN_c(new_c))·σ(o); returns (new_h, new_c). ln_weights = (γ [4, N], β [4, N], γ_c [N], β_c [N])."""
+def layer_norm_lstm_update(ln_weights, pre, c, memory, gate_axis=1):
+    """Per-gate LN of the pre-activations pre, [B, 4, N] (gate_axis 1) or gate-major [4, B, N] (gate_axis 0), then
+    new_c = memory(i, j, f) and new_h = tanh(LN_c(new_c))·σ(o); returns (new_h, new_c).
+    ln_weights = (γ, β, γ_c [N], β_c [N]) with γ, β [4, N] (gate_axis 1) or [4, 1, N] (gate_axis 0)."""
     gamma, beta, gamma_c, beta_c = ln_weights
-    gates = layer_norm(tf.reshape(pre, [-1, NUM_GATES, num_units]), gamma, beta)
-    i, j, f, o = tf.unstack(gates, axis=1)
+    i, j, f, o = tf.unstack(layer_norm(pre, gamma, beta), axis=gate_axis)
     new_c = memory(i, j, f)
     return tf.tanh(layer_norm(new_c, gamma_c, beta_c)) * tf.sigmoid(o), new_c
 
@@ -272,9 +280,9 @@ class LSTMCell(_RecurrentCell):
         return new_h, [new_c, new_h]
 
 
-def _layer_norm_weights(gamma, beta, gamma_c, beta_c, num_units):
-    """(γ [4, N], β [4, N], γ_c [N], β_c [N]) for layer_norm_lstm_update."""
-    gate_shape = [NUM_GATES, num_units]
+def _layer_norm_weights(gamma, beta, gamma_c, beta_c, num_units, gate_axis=1):
+    """(γ, β, γ_c [N], β_c [N]) for layer_norm_lstm_update, γ and β [4, N] (gate_axis 1) or [4, 1, N] (0)."""
+    gate_shape = [NUM_GATES, num_units] if gate_axis == 1 else [NUM_GATES, 1, num_units]
     return (tf.reshape(gamma, gate_shape), tf.reshape(beta, gate_shape), tf.convert_to_tensor(gamma_c),
             tf.convert_to_tensor(beta_c))
 
@@ -306,8 +314,8 @@ class LayerNormLSTMCell(_RecurrentCell):
 
     def _step(self, weights, x_proj, parts, dropout_mask, training):
         h, c = parts
-        new_h, new_c = layer_norm_lstm_update(weights["ln"], x_proj + recurrent_matmul(h, weights, "W_hh"), c,
-                                              self.num_units,
+        pre = tf.reshape(x_proj + recurrent_matmul(h, weights, "W_hh"), [-1, NUM_GATES, self.num_units])
+        new_h, new_c = layer_norm_lstm_update(weights["ln"], pre, c,
                                               lambda i, j, f: self._memory(c, i, j, f, dropout_mask, training))
         return new_h, [new_h, new_c]
 
@@ -357,47 +365,50 @@ class HyperLSTMCell(_RecurrentCell):
         return tf.concat([self.hyper_cell.W_xh[:self.input_size], self.W_xh], axis=1), None
 
     def _recurrent_weights(self):
-        hyper = self.hyper_cell
+        """As stored, except Z [12, H̃, E], b_z [12, 1, E], bias and LN γ, β [4, 1, N]: gate-major (see _step)."""
+        hyper, e, modulators = self.hyper_cell, self.hyper_embedding_size, 3 * NUM_GATES
         return {
             "hyper_W_h": hyper.W_xh[self.input_size:],  # the h rows of the hyper cell's input weights
             "hyper_W_hh": tf.convert_to_tensor(hyper.W_hh),
             "hyper_ln": _layer_norm_weights(hyper.ln_gamma, hyper.ln_beta, hyper.ln_c_gamma, hyper.ln_c_beta,
                                             self.hyper_num_units),
             "W_hh": tf.convert_to_tensor(self.W_hh),
-            "Z": tf.concat([self.Z_alpha, self.Z_beta], axis=1),
-            "b_z": tf.concat([self.b_alpha, tf.zeros_like(self.b_alpha[:NUM_GATES * self.hyper_embedding_size])], 0),
+            "Z": tf.transpose(tf.reshape(tf.concat([self.Z_alpha, self.Z_beta], axis=1), [-1, modulators, e]), [1, 0, 2]),
+            "b_z": tf.reshape(tf.concat([self.b_alpha, tf.zeros([NUM_GATES * e])], 0), [modulators, 1, e]),
             "A": tf.concat([self.A_alpha, self.A_beta], axis=0),
-            "bias": tf.reshape(self.bias, [NUM_GATES, self.num_units]),
-            "ln": _layer_norm_weights(self.ln_gamma, self.ln_beta, self.ln_c_gamma, self.ln_c_beta, self.num_units),
+            "bias": tf.reshape(self.bias, [NUM_GATES, 1, self.num_units]),
+            "ln": _layer_norm_weights(self.ln_gamma, self.ln_beta, self.ln_c_gamma, self.ln_c_beta, self.num_units,
+                                      gate_axis=0),
         }
 
     def _modulators(self, weights, h_tilde):
-        """[α_ix..α_ox, α_ih..α_oh, β_ih..β_oh] as [B, 12, N]: (h̃·Z + b_z) per E-block times its A block.
+        """[α_ix..α_ox, α_ih..α_oh, β_ih..β_oh] as [12, B, N]: (h̃·Z_k + b_z,k)·A_k for each modulator k.
 
-        One matmul for the twelve embeddings, one batched matmul (batch = modulator) for their expansions; the
-        explicit transposes run twice as fast as the equivalent tf.einsum on this CPU.
+        Two batched matmuls (batch = modulator, h̃ broadcast), gate-major so that no transpose is needed.
         """
-        z = tf.matmul(h_tilde, weights["Z"]) + weights["b_z"]
-        z = tf.transpose(tf.reshape(z, [-1, 3 * NUM_GATES, self.hyper_embedding_size]), [1, 0, 2])
-        return tf.transpose(tf.matmul(z, weights["A"]), [1, 0, 2])
+        return tf.matmul(tf.matmul(h_tilde[tf.newaxis], weights["Z"]) + weights["b_z"], weights["A"])
+
+    def _gate_major(self, a):
+        """[B, 4N] -> [4, B, N]."""
+        return tf.transpose(tf.reshape(a, [-1, NUM_GATES, self.num_units]), [1, 0, 2])
 
     def _hyper_step(self, weights, hyper_x, h, h_hyper, c_hyper):
         """The hyper cell (LayerNormLSTM on [x, h], no dropout): pre = x·W_xh^hyper[:in] + h·W_xh^hyper[in:] +
         h_hyper·W_hh^hyper. Returns (h̃, c_hyper')."""
         pre = hyper_x + recurrent_matmul(h, weights, "hyper_W_h") + recurrent_matmul(h_hyper, weights, "hyper_W_hh")
-        return layer_norm_lstm_update(weights["hyper_ln"], pre, c_hyper, self.hyper_num_units,
-                                      lambda i, j, f: self.hyper_cell._memory(c_hyper, i, j, f, None, False))
+        return layer_norm_lstm_update(weights["hyper_ln"], tf.reshape(pre, [-1, NUM_GATES, self.hyper_num_units]),
+                                      c_hyper, lambda i, j, f: self.hyper_cell._memory(c_hyper, i, j, f, None, False))
 
     def _step(self, weights, x_proj, parts, dropout_mask, training):
         h, h_hyper, c, c_hyper = parts
         hyper_x, xh = tf.split(x_proj, [NUM_GATES * self.hyper_num_units, NUM_GATES * self.num_units], axis=1)
         h_tilde, new_c_hyper = self._hyper_step(weights, hyper_x, h, h_hyper, c_hyper)
-        alpha_x, alpha_h, beta_h = tf.split(self._modulators(weights, h_tilde), 3, axis=1)
-        gate_shape = [-1, NUM_GATES, self.num_units]
+        alpha_x, alpha_h, beta_h = tf.split(self._modulators(weights, h_tilde), 3, axis=0)  # [4, B, N] each
         hh = recurrent_matmul(h, weights, "W_hh")
-        pre = alpha_x * tf.reshape(xh, gate_shape) + alpha_h * tf.reshape(hh, gate_shape) + beta_h + weights["bias"]
-        new_h, new_c = layer_norm_lstm_update(weights["ln"], pre, c, self.num_units,
-                                              lambda i, j, f: self._memory(c, i, j, f, dropout_mask, training))
+        pre = alpha_x * self._gate_major(xh) + alpha_h * self._gate_major(hh) + beta_h + weights["bias"]
+        new_h, new_c = layer_norm_lstm_update(weights["ln"], pre, c,
+                                              lambda i, j, f: self._memory(c, i, j, f, dropout_mask, training),
+                                              gate_axis=0)
         return new_h, [new_h, h_tilde, new_c, new_c_hyper]
 
 

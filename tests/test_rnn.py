@@ -319,7 +319,7 @@ def autodiff_layer_norm(x, gamma, beta, eps=1e-3):
     return gamma * (x - mean) * tf.math.rsqrt(variance + eps) + beta
 
 
-@pytest.mark.parametrize("shape, param_shape", [([B, 4, N], [4, N]), ([B, N], [N])])
+@pytest.mark.parametrize("shape, param_shape", [([B, 4, N], [4, N]), ([B, N], [N]), ([4, B, N], [4, 1, N])])
 def test_layer_norm_value_and_written_out_gradient(shape, param_shape):
     rng = np.random.default_rng(8)
     x, upstream = (tf.constant(rng.normal(0.5, 2.0, shape).astype(np.float32)) for _ in range(2))
