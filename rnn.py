@@ -6,13 +6,13 @@ dropout on tanh(j) only, fresh mask every step, training only) and one flat stat
 layouts, LSTM [c, h], LayerNorm [h, c], Hyper [h, h_hyper, c, c_hyper].
 
 Speed (bench/rnn_unroll_bench.py): `unroll` projects the inputs of all steps with one matmul before the time loop,
-carries the state parts separately, computes the HyperLSTM's twelve modulator embeddings with one matmul and their
-rank-E expansions with one batched matmul, and turns the per-step weight gradients of the recurrent products that add
-to the projected inputs into one matmul after the loop (with_deferred_weight_gradients), backpropagates through the
-recurrent products with transposes made once per unroll (recurrent_matmul), and, given lengths, stops after the
-longest sequence as TF1's dynamic_rnn does. The loop is tf.while_loop +
-TensorArray in graph mode: tf.scan and a partially unrolled loop under XLA were no faster, the while/scan loops under
-XLA were 1.5-4x slower (XLA's CPU matmuls), and a fully python-unrolled loop ran out of memory at T = 250.
+carries the state parts separately, computes the HyperLSTM's twelve modulator embeddings and their rank-E
+expansions with two batched matmuls laid out gate-major, and turns the per-step weight gradients of the recurrent
+products that add to the projected inputs into one matmul after the loop (with_deferred_weight_gradients). It
+backpropagates through the recurrent products with transposes made once per unroll (recurrent_matmul) and, given
+lengths, stops after the longest sequence as TF1's dynamic_rnn does. The loop is tf.while_loop + TensorArray in
+graph mode: tf.scan and a partially unrolled loop under XLA were no faster, the while/scan loops under XLA were
+1.5-4x slower (XLA's CPU matmuls), and a fully python-unrolled loop ran out of memory at T = 250.
 The maths is the original's; only the summation order of the matmuls differs.
 """
 import tensorflow as tf
@@ -88,8 +88,9 @@ def dense(x, w):
 
 def recurrent_matmul(a, weights, key):
     """a·W for W = weights[key] in a cell step. Inside unroll, weights also holds W's transpose (key + "_t", made once
-    per unroll) and the gradient dL/da = dy·Wᵀ is a plain matmul with it, ~8% faster per LSTM step on this CPU than
-    autodiff's transposed-operand matmul; dL/dW = aᵀ·dy is dropped from the graph when W's gradient is deferred."""
+    per unroll) and the gradient dL/da = dy·Wᵀ is a plain matmul with it (each cell's loop runs 4–6% faster on this
+    CPU than with autodiff's transposed-operand matmul); dL/dW = aᵀ·dy is dropped from the graph when W's gradient
+    is deferred."""
     w, w_t = weights[key], weights.get(key + "_t")
     if w_t is None:
         return tf.matmul(a, w)
@@ -225,8 +226,7 @@ class _RecurrentCell(tf.Module):
         operand_steps = []  # filled after the loop, read only by the gradient
         x_proj = with_deferred_weight_gradients(
             self.project_inputs(tf.transpose(inputs, [1, 0, 2]), constant_input),  # time-major, all steps at once
-            [weights[key] for key in keys], columns,
-            lambda: [steps.stack() for steps in operand_steps])
+            [weights[key] for key in keys], columns, lambda: [steps.stack() for steps in operand_steps])
         x_steps = tf.TensorArray(x_proj.dtype, size=num_steps, element_shape=x_proj.shape[1:]).unstack(x_proj)
         h_steps = tf.TensorArray(x_proj.dtype, size=num_steps, element_shape=[inputs.shape[0], self.num_units])
         # entries of steps after steps_run are never written and stack as zeros (their dL/dx_proj is 0 too)
