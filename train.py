@@ -11,6 +11,7 @@ import os
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import signal  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -35,6 +36,8 @@ def define_flags():
     flags.DEFINE_integer('seed', None, 'Seed for TensorFlow and NumPy; with it, runs on the CPU are repeatable.',
                          lower_bound=0)
     flags.DEFINE_boolean('jit_compile', False, 'Compile the training step with XLA (slower for the RNN loop on CPU).')
+    flags.DEFINE_boolean('autojit', False, 'XLA auto-clustering of the element-wise ops, matmuls left to TensorFlow '
+                         '(on this CPU faster at 512 decoder units, slower at 256 and 2048: README, Speed).')
     flags.DEFINE_integer('log_every', 20, 'Print and log training losses every this many steps.', lower_bound=1)
     flags.DEFINE_integer('max_epochs', 100000, 'Hard cap on epochs (the original: 100000).', lower_bound=0)
     flags.DEFINE_integer('max_strikes', MAX_STRIKES, 'Stop after this many non-improving epochs in a row (the '
@@ -390,4 +393,9 @@ def main(argv):
 
 if __name__ == '__main__':
     define_flags()
+    try:   # --autojit must reach TensorFlow before app.run starts: parse it first (app.run reports bad flags)
+        flags.FLAGS(sys.argv, known_only=True)
+    except flags.Error:
+        pass
+    utils.configure_runtime(flags.FLAGS.autojit)
     app.run(main)

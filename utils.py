@@ -51,6 +51,22 @@ def resolve_seed(seed):
     return seed if seed is not None else int(np.random.SeedSequence().entropy % (2 ** 31))
 
 
+# XLA auto-clustering of the element-wise ops only: each step's chains of them fuse, the matmuls stay TensorFlow's
+AUTOJIT_XLA_FLAGS = ('--tf_xla_auto_jit=2', '--tf_xla_cpu_global_jit', '--tf_xla_ops_to_cluster=FUSIBLE')
+
+
+def configure_runtime(autojit=False):
+    """Set TensorFlow's process-wide switches of train.py (bench/train_bench.py): host tensors from TensorFlow's
+    pooling BFC allocator (TF_CPU_ALLOCATOR_USE_BFC) instead of one malloc each, and with autojit the XLA
+    auto-clustering of the element-wise ops (TF_XLA_FLAGS). TensorFlow may read both as soon as it is imported,
+    so call this before importing it (or, in a program that imports it at the top, before absl's app.run);
+    switches already in the environment are kept."""
+    os.environ.setdefault('TF_CPU_ALLOCATOR_USE_BFC', 'true')
+    xla_flags = os.environ.get('TF_XLA_FLAGS', '')
+    if autojit and '--tf_xla_auto_jit' not in xla_flags:
+        os.environ['TF_XLA_FLAGS'] = ' '.join([xla_flags, *AUTOJIT_XLA_FLAGS]).strip()
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Hyper-parameters: the one table of names, defaults and meanings (SPEC §3.11, §4, §5, §15.1)
 # ----------------------------------------------------------------------------------------------------------------

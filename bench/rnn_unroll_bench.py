@@ -272,6 +272,10 @@ def main(argv):
     tf.get_logger().setLevel("ERROR")  # one tf.function per row: retracing warnings are expected
     if FLAGS.steps % FLAGS.chunk:
         raise app.UsageError("--chunk must divide --steps")
+    unknown = ([c for c in FLAGS.cells if c not in ("lstm", "layer_norm", "hyper")]
+               + [m for m in FLAGS.methods if m not in METHODS] + [m for m in FLAGS.modes if m not in ("graph", "xla")])
+    if unknown:
+        raise app.UsageError(f"unknown cells, methods or modes: {', '.join(unknown)} (methods: {', '.join(METHODS)})")
     print(f"forward+backward, batch {FLAGS.batch}, T {FLAGS.steps}, N {FLAGS.units}, input {FLAGS.input_size}, "
           f"recurrent dropout on; median of {FLAGS.runs} runs after {FLAGS.warmup} warm-up; "
           f"TF {tf.__version__}, {os.cpu_count()} CPUs")

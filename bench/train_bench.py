@@ -1,14 +1,16 @@
 """How fast is one training step, and which execution mode should be the default?
 
-For each configuration and mode (eager, tf.function, tf.function + XLA, and on request autojit: tf.function with
-XLA auto-clustering of the element-wise ops, matmuls left to oneDNN) a fresh process builds the model, feeds
-batches of real bundled sketches padded to T steps (random images for the image encoders: the arithmetic does not
-depend on the values), runs warm-up steps, then times --steps training steps. Prints the median seconds per step,
-training sketches/s, the peak resident memory of the process, and the ratio against the original TF1 code's
-seconds per step measured on this 2-core machine (the anchors of issue 4).
+For each configuration and mode a fresh process builds the model, feeds batches of real bundled sketches padded to
+T steps (random images for the image encoders: the arithmetic does not depend on the values), runs warm-up steps,
+then times --steps training steps. Prints the median seconds per step, training sketches/s, the peak resident
+memory of the process, and the ratio against the original TF1 code's seconds per step measured on this 2-core
+machine (the anchors of issue 4). Modes: eager; function (tf.function graphs: train.py's default); autojit
+(tf.function with XLA auto-clustering of the element-wise ops, matmuls left to TensorFlow's kernels: train.py
+--autojit); xla (the whole step compiled: train.py --jit_compile). Every mode runs with train.py's allocator
+(utils.configure_runtime).
 
   python3 bench/train_bench.py                       # the whole table (long: the 2048-unit model is slow on a CPU)
-  python3 bench/train_bench.py --configs=skrnn-lstm --modes=function
+  python3 bench/train_bench.py --configs=skrnn-lstm --modes=function,autojit
 """
 import json
 import os
@@ -36,12 +38,10 @@ CONFIGS = {
     'rpcl-default': ('model_type=rpcl, dec_model=hyper, dec_rnn_size=2048, batch_size=128', None),
     'rpcl-demo': ('model_type=rpcl, dec_model=hyper, dec_rnn_size=256, z_size=64, batch_size=64, num_mixture=3', None),
 }
-MODES = ('eager', 'function', 'xla', 'autojit')
-# autojit: tf.function with TensorFlow's XLA auto-clustering of the element-wise ops only (matmuls stay oneDNN's)
-AUTOJIT_FLAGS = '--tf_xla_auto_jit=2 --tf_xla_cpu_global_jit --tf_xla_ops_to_cluster=FUSIBLE'
+MODES = ('eager', 'function', 'autojit', 'xla')
 
 flags.DEFINE_list('configs', list(CONFIGS), f'Configurations to time: {", ".join(CONFIGS)}.')
-flags.DEFINE_list('modes', list(MODES[:3]), 'Execution modes: eager, function, xla, autojit.')
+flags.DEFINE_list('modes', list(MODES), f'Execution modes: {", ".join(MODES)}.')
 flags.DEFINE_integer('max_seq_len', 250, 'T: every batch is padded to this many steps (sketch-rnn: 250).')
 flags.DEFINE_integer('steps', 3, 'Timed steps per run (after two warm-up steps; eager runs one of each).')
 flags.DEFINE_string('worker', None, 'Internal: time one config:mode in this process and print JSON.')
@@ -65,9 +65,10 @@ def real_batch(hps, max_seq_len):
 
 def time_one(config, mode, max_seq_len, steps):
     """Seconds per training step of one configuration in one mode (this process)."""
+    import utils
+    utils.configure_runtime(autojit=mode == 'autojit')   # before TensorFlow is imported
     import tensorflow as tf
     import model
-    import utils
     tf.random.set_seed(0)
     hps = utils.get_default_hparams().parse(CONFIGS[config][0]).replace(max_seq_len=max_seq_len)
     net = model.build_model(hps)
@@ -96,8 +97,7 @@ def run_worker(config, mode):
     """Time config:mode in a fresh process, so peak memory and compilation caches are its own."""
     cmd = [sys.executable, os.path.abspath(__file__), f'--worker={config}:{mode}',
            f'--max_seq_len={FLAGS.max_seq_len}', f'--steps={FLAGS.steps}']
-    env = dict(os.environ, TF_XLA_FLAGS=AUTOJIT_FLAGS) if mode == 'autojit' else None
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith('{')]
     if proc.returncode != 0 or not lines:
         return dict(error=(proc.stderr.strip().splitlines() or ['failed'])[-1])

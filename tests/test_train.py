@@ -103,3 +103,19 @@ def test_cli_errors_are_one_line(tmp_path, png_data_dir, repo_dir, args, message
     lines = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
     assert len(lines) == 1 and message in lines[0], proc.stderr
     assert 'Traceback' not in proc.stderr
+
+
+@pytest.mark.parametrize('autojit', [True, False])
+def test_autojit_flag_reaches_tensorflow(tmp_path, png_data_dir, repo_dir, autojit):
+    """--autojit clusters element-wise ops for XLA, --autojit=false (the default) leaves the graphs to TensorFlow:
+    seen in the graphs TensorFlow's clustering pass dumps (--tf_xla_clustering_debug)."""
+    dumps = tmp_path / 'graphs'
+    env = dict(os.environ, TF_XLA_FLAGS='--tf_xla_clustering_debug', TF_DUMP_GRAPH_PREFIX=str(dumps))
+    env.pop('TF_CPU_ALLOCATOR_USE_BFC', None)
+    cmd = [sys.executable, os.path.join(repo_dir, 'train.py'), f'--log_root={tmp_path / "run"}',
+           f'--data_dir={png_data_dir}', f'--hparams={HPARAMS}', '--max_epochs=1', '--seed=1',
+           f'--autojit={str(autojit).lower()}']
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    clustered = [name for name in os.listdir(dumps) if name.startswith('mark_for_compilation_annotated')]
+    assert bool(clustered) == autojit, sorted(os.listdir(dumps))

@@ -446,3 +446,22 @@ def test_load_dataset_errors(tmp_path, data_dir, write_category):
         utils.load_dataset(directory, hps.replace(png_width=32))
     with pytest.raises(utils.UserError, match='categories is empty'):
         utils.load_dataset(data_dir, hps.replace(categories=[]))
+
+
+def test_configure_runtime_sets_the_allocator_and_autojit_and_keeps_the_users_switches(monkeypatch):
+    monkeypatch.delenv('TF_CPU_ALLOCATOR_USE_BFC', raising=False)
+    monkeypatch.setenv('TF_XLA_FLAGS', '--tf_xla_clustering_debug')
+    utils.configure_runtime(autojit=True)
+    assert os.environ['TF_CPU_ALLOCATOR_USE_BFC'] == 'true'
+    assert os.environ['TF_XLA_FLAGS'].split() == ['--tf_xla_clustering_debug', *utils.AUTOJIT_XLA_FLAGS]
+    utils.configure_runtime(autojit=True)   # idempotent
+    assert os.environ['TF_XLA_FLAGS'].split() == ['--tf_xla_clustering_debug', *utils.AUTOJIT_XLA_FLAGS]
+
+    monkeypatch.setenv('TF_CPU_ALLOCATOR_USE_BFC', 'false')
+    monkeypatch.setenv('TF_XLA_FLAGS', '--tf_xla_auto_jit=1')
+    utils.configure_runtime(autojit=True)
+    assert os.environ['TF_CPU_ALLOCATOR_USE_BFC'] == 'false' and os.environ['TF_XLA_FLAGS'] == '--tf_xla_auto_jit=1'
+
+    monkeypatch.delenv('TF_XLA_FLAGS')
+    utils.configure_runtime(autojit=False)
+    assert 'TF_XLA_FLAGS' not in os.environ
