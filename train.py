@@ -397,5 +397,5 @@ if __name__ == '__main__':
         flags.FLAGS(sys.argv, known_only=True)
     except flags.Error:
         pass
-    utils.configure_runtime(flags.FLAGS.autojit)
+    utils.configure_runtime(flags.FLAGS['autojit'].value)   # the default when the parse above failed
     app.run(main)

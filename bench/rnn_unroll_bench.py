@@ -30,11 +30,13 @@ from absl import app, flags  # noqa: E402
 
 import rnn  # noqa: E402
 
-flags.DEFINE_list("cells", ["lstm", "layer_norm", "hyper"], "Cell types to time.")
+CELLS = ("lstm", "layer_norm", "hyper")
+MODES = ("graph", "xla")
+flags.DEFINE_list("cells", list(CELLS), "Cell types to time.")
 flags.DEFINE_list("methods", ["unroll", "while_loop", "scan", "partial"],
                   "Time loops to time; 'python' (full unroll) is not a default: at T=250 its graph-mode run was "
                   "OOM-killed at 24 GB and XLA-compiling the hyper cell's unrolled graph took ~2 min already at T=20.")
-flags.DEFINE_list("modes", ["graph", "xla"], "graph = tf.function; xla = tf.function(jit_compile=True).")
+flags.DEFINE_list("modes", list(MODES), "graph = tf.function; xla = tf.function(jit_compile=True).")
 flags.DEFINE_bool("baseline", True, "Also time the TF1-structured dynamic_rnn baseline.")
 flags.DEFINE_integer("batch", 100, "Batch size B.")
 flags.DEFINE_integer("steps", 250, "Sequence length T.")
@@ -272,10 +274,11 @@ def main(argv):
     tf.get_logger().setLevel("ERROR")  # one tf.function per row: retracing warnings are expected
     if FLAGS.steps % FLAGS.chunk:
         raise app.UsageError("--chunk must divide --steps")
-    unknown = ([c for c in FLAGS.cells if c not in ("lstm", "layer_norm", "hyper")]
-               + [m for m in FLAGS.methods if m not in METHODS] + [m for m in FLAGS.modes if m not in ("graph", "xla")])
-    if unknown:
-        raise app.UsageError(f"unknown cells, methods or modes: {', '.join(unknown)} (methods: {', '.join(METHODS)})")
+    for name, values, known in (("cells", FLAGS.cells, CELLS), ("methods", FLAGS.methods, METHODS),
+                                ("modes", FLAGS.modes, MODES)):
+        unknown = [v for v in values if v not in known]
+        if unknown:
+            raise app.UsageError(f"unknown --{name}: {', '.join(unknown)} (choose from {', '.join(known)})")
     print(f"forward+backward, batch {FLAGS.batch}, T {FLAGS.steps}, N {FLAGS.units}, input {FLAGS.input_size}, "
           f"recurrent dropout on; median of {FLAGS.runs} runs after {FLAGS.warmup} warm-up; "
           f"TF {tf.__version__}, {os.cpu_count()} CPUs")
