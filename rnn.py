@@ -412,15 +412,16 @@ class HyperLSTMCell(_RecurrentCell):
         return new_h, [new_h, h_tilde, new_c, new_c_hyper]
 
 
-_CELLS = {"lstm": LSTMCell, "layer_norm": LayerNormLSTMCell, "hyper": HyperLSTMCell}
+# dec_model / enc_model name -> cell class
+CELLS = {"lstm": LSTMCell, "layer_norm": LayerNormLSTMCell, "hyper": HyperLSTMCell}
 
 
 def make_cell(dec_model, num_units, input_size, use_recurrent_dropout, dropout_keep_prob,
               hyper_num_units=256, hyper_embedding_size=32, name=None):
     """The cell named by dec_model / enc_model: 'lstm' | 'layer_norm' | 'hyper'."""
-    if dec_model not in _CELLS:
-        raise ValueError(f"unknown cell type {dec_model!r}; choose one of {', '.join(_CELLS)}")
+    if dec_model not in CELLS:
+        raise ValueError(f"unknown cell type {dec_model!r}; choose one of {', '.join(CELLS)}")
     if dec_model == "hyper":
         return HyperLSTMCell(num_units, input_size, use_recurrent_dropout, dropout_keep_prob,
                              hyper_num_units, hyper_embedding_size, name=name)
-    return _CELLS[dec_model](num_units, input_size, use_recurrent_dropout, dropout_keep_prob, name=name)
+    return CELLS[dec_model](num_units, input_size, use_recurrent_dropout, dropout_keep_prob, name=name)

@@ -30,9 +30,8 @@ from absl import app, flags  # noqa: E402
 
 import rnn  # noqa: E402
 
-CELLS = ("lstm", "layer_norm", "hyper")
 MODES = ("graph", "xla")
-flags.DEFINE_list("cells", list(CELLS), "Cell types to time.")
+flags.DEFINE_list("cells", list(rnn.CELLS), "Cell types to time.")
 flags.DEFINE_list("methods", ["unroll", "while_loop", "scan", "partial"],
                   "Time loops to time; 'python' (full unroll) is not a default: at T=250 its graph-mode run was "
                   "OOM-killed at 24 GB and XLA-compiling the hyper cell's unrolled graph took ~2 min already at T=20.")
@@ -274,7 +273,7 @@ def main(argv):
     tf.get_logger().setLevel("ERROR")  # one tf.function per row: retracing warnings are expected
     if FLAGS.steps % FLAGS.chunk:
         raise app.UsageError("--chunk must divide --steps")
-    for name, values, known in (("cells", FLAGS.cells, CELLS), ("methods", FLAGS.methods, METHODS),
+    for name, values, known in (("cells", FLAGS.cells, rnn.CELLS), ("methods", FLAGS.methods, METHODS),
                                 ("modes", FLAGS.modes, MODES)):
         unknown = [v for v in values if v not in known]
         if unknown:
