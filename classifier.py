@@ -33,14 +33,15 @@ import os
 import tempfile
 import time
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+import utils
+
+utils.quiet_tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
 
 from absl import app
 from absl import flags
 import keras
 import numpy as np
 
-import utils
 
 
 def define_flags():
@@ -186,7 +187,9 @@ def train_classifier(data_dir, categories, output_dir, epochs=30, batch_size=64,
         'best_epoch': best + 1, 'valid_accuracy': float(history.history['val_accuracy'][best]),
         'train_seconds': round(time.perf_counter() - start, 1),
     }
-    save_classifier(model, config, output_dir)
+    inference = build_classifier(len(categories), channel_scale)   # uncompiled: the file holds no Adam state
+    inference.set_weights(model.get_weights())
+    save_classifier(inference, config, output_dir)
     return model, config
 
 

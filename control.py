@@ -2,7 +2,8 @@
 
 The learned mixture is the model's control panel: pick a Gaussian and decode draws from it to get that
 Gaussian's category and style; move a code along a direction in latent space to change one property (the
-RPCL-pix2seqH papers' "sketch analogy"). visualization.py's --mode=gallery|direction|analogy run these.
+RPCL-pix2seqH papers' "sketch analogy"). visualization.py's --mode=gallery|direction|analogy run these, and
+--mode=pairs draws test sketches beside the model's reconstructions of them.
 
 Galleries. A component is a Gaussian k (weight alpha_k; RPCL-pix2seqH: q(j)) or, for RPCL-pix2seqH, a group i
 (weight q(i), codes z ~ sum_j q(j|i) N(m_j, diag v_j)). A component is alive when its weight exceeds 1/(10K) among
@@ -239,6 +240,34 @@ def gallery(net, test_set, output_dir, num_per_component=16, columns=8, temperat
                     alive_rule=f'weight > {ALIVE_FRACTION} / K', test_sketches=len(test_set.strokes))
     paths.append(utils.atomic_write_json(os.path.join(output_dir, 'gallery.json'), dict(settings=settings, components=summary)))
     return paths
+
+
+# ------------------------------------------------------------------------------------------------ reconstructions
+
+def reconstruction_pairs(net, test_set, output_dir, pairs_per_category=4, temperature=0.24, seed=0, tile_width=96):
+    """Write pairs.png: one row per category of `pairs_per_category` random test sketches, each real sketch (left)
+    beside the sketch the model draws from its code (right; z = encoder mean, as sample.py's conditional
+    sampling). Returns (path, {category: test indices shown})."""
+    check_decoder(net)
+    if pairs_per_category < 1:
+        raise utils.UserError(f'--pairs_per_category={pairs_per_category} must be positive')
+    drawer = Drawer(net, temperature, tile_width)
+    rng = np.random.default_rng(seed)
+    rows, shown = [], {}
+    for index, category in enumerate(net.hps.categories):
+        members = sample_lib.category_rows(test_set, index)
+        picked = np.sort(rng.choice(len(members), min(pairs_per_category, len(members)), replace=False))
+        mu, _ = sample_lib.reference_encodings(net, test_set, members[picked], BATCH)
+        drawn = drawer.tiles(mu.astype(np.float32), sample_lib.derive_seed(seed, index))
+        real = drawer.real([test_set.strokes[i] for i in members[picked]])
+        rows.append([tile for pair in zip(real, drawn) for tile in pair])
+        shown[category] = picked.tolist()
+    labels = ['real', 'drawn'] * max(len(row) // 2 for row in rows)
+    width = max(len(row) for row in rows)
+    rows = [row + [np.full_like(row[0], 255)] * (width - len(row)) for row in rows]
+    os.makedirs(output_dir, exist_ok=True)
+    path = write_png(os.path.join(output_dir, 'pairs.png'), labelled_grid(rows, list(net.hps.categories), labels))
+    return path, shown
 
 
 # ------------------------------------------------------------------------------------------------ latent points

@@ -176,7 +176,7 @@ def shared_seed(strategy, seed):
 
 def compile_steps(strategy, net, batch_size, max_seq_len, image_size):
     """Distributed train and eval steps with model.compile_steps' interface: each takes the global batch (strokes
-    [B, T+1, 5], the model's image_spec input, step) and returns the losses averaged over the replicas (eval also the
+    [B, T+1, 5], the model's image_spec input, step, seed) and returns the losses averaged over the replicas (eval also the
     winners of every code, in batch order). The model's batch statistics become the global batch's
     (model.ReplicaBatch)."""
     replicas = strategy.num_replicas_in_sync
@@ -196,15 +196,17 @@ def compile_steps(strategy, net, batch_size, max_seq_len, image_size):
         return {key: strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None) for key, value in values.items()}
 
     signature = [tf.TensorSpec([batch_size, max_seq_len + 1, 5], tf.float32), net.image_spec(batch_size, image_size),
-                 tf.TensorSpec([], tf.int64)]
+                 tf.TensorSpec([], tf.int64), tf.TensorSpec([2], tf.int64)]
 
     @tf.function(input_signature=signature)
-    def train(strokes, images, step):
-        return mean(strategy.run(lambda s, i, t: net.train_step(shard(s), shard(i), t), args=(strokes, images, step)))
+    def train(strokes, images, step, seed):
+        return mean(strategy.run(lambda s, i, t, r: net.train_step(shard(s), shard(i), t, r),
+                                 args=(strokes, images, step, seed)))
 
     @tf.function(input_signature=signature)
-    def evaluate(strokes, images, step):
-        out = strategy.run(lambda s, i, t: net.eval_step(shard(s), shard(i), t), args=(strokes, images, step))
+    def evaluate(strokes, images, step, seed):
+        out = strategy.run(lambda s, i, t, r: net.eval_step(shard(s), shard(i), t, r),
+                           args=(strokes, images, step, seed))
         winners = strategy.gather(out.pop('winners'), axis=0)
         return dict(mean(out), winners=winners)
 

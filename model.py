@@ -18,7 +18,7 @@ import rnn
 import spgra_data
 import utils
 
-NUM_MDN = 20            # M: bivariate components of the stroke decoder's mixture density output (hard-coded)
+NUM_MDN = 20            # M: components of the stroke decoder's mixture density output (hparam mdn_components)
 ETA = 0.05              # smoothing rate of every latent-GMM update: p <- (1 - ETA) p + ETA p_hat
 DELEARN = 1e-4          # RPCL de-learning rate of the rival
 RPCL_START = 500        # RPCL steps only when s > RPCL_START and s % RPCL_EVERY == 0
@@ -174,7 +174,7 @@ class StrokeDecoder(tf.Module):
             stddev = math.sqrt(2.0 / z_size) if init_state_stddev is None else init_state_stddev
             self.init_fc = Dense(z_size, self.cell.state_size, stddev)
         size = hps.dec_rnn_size
-        self.out_fc = Dense(size, 3 + 6 * NUM_MDN, math.sqrt(2.0 / size), init=output_init)
+        self.out_fc = Dense(size, 3 + 6 * hps.mdn_components, math.sqrt(2.0 / size), init=output_init)
 
     def initial_state(self, z, batch_size):
         """tanh(FC(z)) split by the cell's flat state layout; zeros for the unconditional decoder."""
@@ -191,16 +191,18 @@ class StrokeDecoder(tf.Module):
             return strokes, z
         return tf.concat([strokes, tf.tile(z[:, None, :], [1, tf.shape(strokes)[1], 1])], axis=-1), None
 
-    def __call__(self, strokes, z, training):
-        """Teacher-forced decoding of stroke-5 inputs [B, T, 5] -> MDN parameters [B, T, 3 + 6M]."""
+    def __call__(self, strokes, z, training, seed=None):
+        """Teacher-forced decoding of stroke-5 inputs [B, T, 5] -> MDN parameters [B, T, 3 + 6M]; the training
+        dropouts draw from the stateless `seed` (see draw_seeds)."""
         hps = self.hps
+        input_seed, recurrent_seed, output_seed = draw_seeds(seed, 3)
         inputs, constant = self.step_inputs(strokes, z)
         if training and hps.use_input_dropout:
-            inputs = tf.nn.dropout(inputs, rate=1.0 - hps.input_dropout_prob)
+            inputs = tf.nn.experimental.stateless_dropout(inputs, 1.0 - hps.input_dropout_prob, input_seed)
         state = self.initial_state(z, tf.shape(strokes)[0])
-        outputs, _ = self.cell.unroll(inputs, state, training=training, constant_input=constant)
+        outputs, _ = self.cell.unroll(inputs, state, training=training, constant_input=constant, seed=recurrent_seed)
         if training and hps.use_output_dropout:
-            outputs = tf.nn.dropout(outputs, rate=1.0 - hps.output_dropout_prob)
+            outputs = tf.nn.experimental.stateless_dropout(outputs, 1.0 - hps.output_dropout_prob, output_seed)
         return self.out_fc(outputs)
 
     def generate(self, z, num_steps, temperature, seed, stop_at_eos=True):
@@ -291,6 +293,20 @@ def sample_stroke5(params, temperature, seed):
     return tf.concat([tf.stack([dx, dy], axis=1), tf.one_hot(pen, 3)], axis=1)
 
 
+# ------------------------------------------------------------------------------------------------ random draws
+
+def draw_seeds(seed, count):
+    """`count` independent stateless seeds [2] int64 split from `seed` (None: (0, 0)). A training step's noise (z,
+    dropout masks) comes from its step seed alone, so a resumed run draws what the uninterrupted one drew."""
+    seed = tf.constant([0, 0], tf.int64) if seed is None else tf.cast(seed, tf.int64)
+    return tf.unstack(tf.random.experimental.stateless_split(seed, count))
+
+
+def reparameterise(mu, std, seed):
+    """z = mu + std * eps, eps ~ N(0, I) drawn from the stateless `seed`."""
+    return mu + std * tf.random.stateless_normal(tf.shape(mu), seed=seed)
+
+
 # ------------------------------------------------------------------------------------------------ batch statistics
 
 class LocalBatch:
@@ -313,6 +329,10 @@ class LocalBatch:
         """Gradients of the global batch's mean loss from this device's gradients."""
         return grads
 
+    def shard_seed(self, seed):
+        """The stateless seed of this device's shard of the step's noise: the step seed itself."""
+        return seed
+
 
 class ReplicaBatch(LocalBatch):
     """The same inside `strategy.run` of a tf.distribute strategy, where every replica holds an equal shard of the
@@ -332,6 +352,11 @@ class ReplicaBatch(LocalBatch):
 
     def average(self, grads):
         return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, grads)
+
+    def shard_seed(self, seed):
+        """Each replica folds its index into the step seed, so that shards draw different noise."""
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        return tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), replica)
 
 
 LOCAL_BATCH = LocalBatch()
@@ -456,7 +481,8 @@ def gaussian_kl(gamma, mu, sigma2, de_mu, de_sigma2):
 # ------------------------------------------------------------------------------------------------ schedules, optimiser
 
 def kl_weight(step):
-    """KL warm-up kl_w(s) = 1 - 0.999 * 0.9999^s (in float64, as the original's host-side numbers)."""
+    """KL warm-up kl_w(s) = 1 - 0.999 * 0.9999^s, in float64 and rounded once (the original's graph computes it in
+    float32, up to 1.6e-4 relative away: docs/tf1_checkpoints.md)."""
     s = tf.cast(step, tf.float64)
     return tf.cast(1.0 - 0.999 * tf.pow(tf.constant(0.9999, tf.float64), s), tf.float32)
 
@@ -500,13 +526,13 @@ class SketchModel(tf.Module):
 
     batch = LOCAL_BATCH
 
-    def train_step(self, strokes, images, step):
+    def train_step(self, strokes, images, step, seed):
         """Forward, gradients (clipped by clip_gradients), then the optimiser and the new state, both only if the
         loss, every clipped gradient and the new state are finite: out['finite'] is 1.0 for an applied step and
-        0.0 for a skipped one, which changes no variable."""
+        0.0 for a skipped one, which changes no variable. Every random draw comes from `seed` ([2] int64)."""
         variables = self.trainable_variables
         with tf.GradientTape() as tape:
-            out, new_state, _ = self.losses(strokes, images, step, training=True)
+            out, new_state, _ = self.losses(strokes, images, step, training=True, seed=self.batch.shard_seed(seed))
         grads = self.clip_gradients(self.batch.average(tape.gradient(out['loss'], variables)))
         out['learning_rate'] = self.learning_rate(step)
         out['finite'] = self.all_finite([out['loss'], *grads, *tf.nest.flatten(new_state)])
@@ -533,9 +559,12 @@ class SketchModel(tf.Module):
         """The image input of the compiled steps: float32 [B, W, W] in [-1, 1]."""
         return tf.TensorSpec([batch_size, image_size, image_size], tf.float32)
 
-    def eval_step(self, strokes, images, step):
-        """Validation losses (dropout off), plus each code's winning latent component; no state changes."""
-        out, _, posterior = self.losses(strokes, images, step, training=False)
+    def eval_step(self, strokes, images, step, seed):
+        """Validation losses (dropout off; models that sample z in validation draw it from `seed`), the
+        z-dependence of the decoder, and each code's winning latent component; no state changes."""
+        out, _, posterior = self.losses(strokes, images, step, training=False, seed=self.batch.shard_seed(seed))
+        mu, _ = self.encode(strokes, images)
+        out['z_dependence'] = z_dependence(lambda z: self.decoder(strokes[:, :-1], z, training=False), strokes, mu)
         out['winners'] = tf.argmax(posterior, axis=1)
         return out
 
@@ -565,9 +594,13 @@ class RPCLPix2Seq(SketchModel):
         """Prior weights of the latent Gaussians, [K]."""
         return self.gmm.de_alpha[:, 0]
 
+    def responsibilities(self, z):
+        """gamma [N, K]: the posterior over the latent Gaussians of codes z [N, D] under the stored GMM."""
+        return e_step(z, *self.gmm.params(), stable=self.hps.stable_estep)
+
     def gaussian_index(self, z):
         """Hard label argmax_k gamma_k(z) under the stored GMM."""
-        return tf.argmax(e_step(z, *self.gmm.params(), stable=self.hps.stable_estep), axis=1)
+        return tf.argmax(self.responsibilities(z), axis=1)
 
     def learning_rate(self, step):
         return learning_rate(step, self.hps)
@@ -575,16 +608,17 @@ class RPCLPix2Seq(SketchModel):
     def assign_state(self, state):
         self.gmm.assign(*state)
 
-    def losses(self, strokes, images, step, training):
-        """One forward pass: (losses dict, updated GMM, gamma). Training samples z; eval uses z = mu and masks the
-        pen loss."""
+    def losses(self, strokes, images, step, training, seed=None):
+        """One forward pass: (losses dict, updated GMM, gamma). Training samples z (and dropout) from `seed`; eval
+        uses z = mu and masks the pen loss."""
         hps = self.hps
+        z_seed, decoder_seed = draw_seeds(seed, 2)
         mu, sigma2 = self.encoder(images)
-        z = mu + tf.sqrt(sigma2) * tf.random.normal(tf.shape(mu)) if training else mu
+        z = reparameterise(mu, tf.sqrt(sigma2), z_seed) if training else mu
         gamma = e_step(z, *self.gmm.params(), stable=hps.stable_estep)
         new_gmm = gmm_update(gamma, mu, sigma2, self.gmm.params(), step, self.batch)
         alpha, de_mu, de_sigma2 = [tf.stop_gradient(p) for p in new_gmm]
-        params = self.decoder(strokes[:, :-1], z, training)
+        params = self.decoder(strokes[:, :-1], z, training, decoder_seed)
         out = dict(alpha_loss=alpha_kl(gamma, alpha),
                    gaussian_loss=gaussian_kl(gamma, mu, sigma2, de_mu, de_sigma2),
                    lil_loss=reconstruction_loss(params, strokes[:, 1:], mask_pen=not training),
@@ -595,13 +629,24 @@ class RPCLPix2Seq(SketchModel):
         return out, new_gmm, gamma
 
 
-def compile_steps(model, batch_size, max_seq_len, image_size, jit_compile=False):
-    """tf.function train and eval steps with static shapes [B, T+1, 5], the model's image_spec ([B, W, W]) and an
-    int64 step."""
+def z_dependence(decode, strokes, z):
+    """Reconstruction loss (pen masked, summed over time, mean over sketches) with z rolled by one across the batch
+    (every sketch gets another's code) minus the loss with each sketch's own z: about 0 when the decoder ignores z
+    (posterior collapse), larger the more it uses it. `decode(z)` gives the MDN parameters of the batch."""
+    targets = strokes[:, 1:]
+    own = reconstruction_loss(decode(z), targets, mask_pen=True)
+    return reconstruction_loss(decode(tf.roll(z, 1, axis=0)), targets, mask_pen=True) - own
+
+
+def compile_steps(model, batch_size, max_seq_len, image_size, jit_compile=False, bucketed=False):
+    """tf.function train and eval steps over (strokes [B, T+1, 5], the model's image_spec ([B, W, W]), an int64
+    step, a [2] int64 seed). The shapes are static, so each step compiles once; with `bucketed` (length-bucketed
+    training batches, hparam bucket_width) the training step compiles once per batch length instead."""
     signature = [tf.TensorSpec([batch_size, max_seq_len + 1, 5], tf.float32),
                  model.image_spec(batch_size, image_size),
-                 tf.TensorSpec([], tf.int64)]
-    train = tf.function(model.train_step, input_signature=signature, jit_compile=jit_compile)
+                 tf.TensorSpec([], tf.int64),
+                 tf.TensorSpec([2], tf.int64)]
+    train = tf.function(model.train_step, input_signature=None if bucketed else signature, jit_compile=jit_compile)
     evaluate = tf.function(model.eval_step, input_signature=signature, jit_compile=jit_compile)
     return train, evaluate
 
@@ -629,7 +674,8 @@ def build_model(hps):
 
 
 def restore_model(model_dir):
-    """Rebuild a trained model from <model_dir>/model_config.json and its best checkpoint: (model, hps)."""
+    """Rebuild a trained model for inference from <model_dir>/model_config.json and its best checkpoint (a train.py
+    checkpoint, or a weights-only one of save_for_inference): (model without optimiser, hps)."""
     config_path = os.path.join(model_dir, 'model_config.json')
     if not os.path.exists(config_path):
         raise utils.UserError(f'no model_config.json in {model_dir} (is it a train.py --log_root?)')
@@ -638,8 +684,22 @@ def restore_model(model_dir):
     if path is None:
         raise utils.UserError(f'no checkpoint in {model_dir}: train.py saves one after the first improving epoch')
     net = build_model(hps)
+    del net.optimizer   # inference reads the weights and the latent mixture; saved Adam moments are skipped
     try:
         tf.train.Checkpoint(model=net).restore(path).expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as err:
         raise utils.UserError(f'checkpoint {path} does not match {config_path}: {str(err).splitlines()[0]}')
     return net, hps
+
+
+def save_for_inference(model_dir, output_dir):
+    """Write <output_dir>/model_config.json and a checkpoint of the best model of <model_dir> holding only what
+    inference reads (weights, latent mixture; no Adam moments, a third of a training checkpoint), under the same
+    vector-<epoch> name. Returns the checkpoint path."""
+    net, hps = restore_model(model_dir)
+    epoch = int(tf.train.latest_checkpoint(model_dir).rsplit('-', 1)[1])
+    utils.make_output_dir(output_dir, '--output_dir')
+    utils.save_hparams_json(hps, os.path.join(output_dir, 'model_config.json'))
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=net), output_dir, max_to_keep=1,
+                                         checkpoint_name='vector')
+    return manager.save(checkpoint_number=epoch)

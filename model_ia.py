@@ -113,24 +113,25 @@ class IAPix2Seq(model.RPCLPix2Seq):
         mu, sigma2 = self.encoder(images)
         return mu, tf.clip_by_value(sigma2, SIGMA2_FLOOR, SIGMA2_CEILING)
 
-    def gaussian_index(self, z):
-        """argmax_k gamma_k(z) under the stored mixture."""
-        return tf.argmax(e_step(z, *self.gmm.params()), axis=1)
+    def responsibilities(self, z):
+        """gamma [N, K] of codes z under the stored mixture (gaussian_index is its argmax)."""
+        return e_step(z, *self.gmm.params())
 
     def labels(self, z, sigma2):
         """argmax_k of the harmony weights w(z) for codes z with encoder variances sigma2 (the original's label)."""
         gamma = e_step(z, *self.gmm.params())
         return tf.argmax(harmony_weights(gamma, sigma2, self.gmm.de_sigma2), axis=1)
 
-    def losses(self, strokes, images, step, training):
+    def losses(self, strokes, images, step, training, seed=None):
         """One forward pass: (losses, updated mixture, harmony weights w). z is sampled in training and validation."""
         if not training:
             step = tf.constant(VALID_STEP, tf.int64)
+        z_seed, decoder_seed = model.draw_seeds(seed, 2)
         mu, sigma2 = self.encode(strokes, images)
-        z = mu + tf.sqrt(sigma2) * tf.random.normal(tf.shape(mu))
+        z = model.reparameterise(mu, tf.sqrt(sigma2), z_seed)
         gamma, w, new_gmm = harmony_update(z, sigma2, self.gmm.params(), self.hps.repeat, self.batch)
         alpha, de_mu, de_sigma2 = [tf.stop_gradient(p) for p in new_gmm]
-        params = self.decoder(strokes[:, :-1], z, training)
+        params = self.decoder(strokes[:, :-1], z, training, decoder_seed)
         out = dict(alpha_loss=alpha_cross_entropy(gamma, alpha),
                    gaussian_loss=gaussian_cross_entropy(gamma, mu, sigma2, de_mu, de_sigma2),
                    lil_loss=model.reconstruction_loss(params, strokes[:, 1:], mask_pen=not training),

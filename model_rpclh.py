@@ -226,20 +226,22 @@ class RPCLPix2SeqH(model.RPCLPix2Seq):
         p_i = level_l_posterior(density, q_i, q_ji)
         return tf.argmax(p_i, axis=1), tf.argmax(level_k_posterior(density, tf.matmul(q_ji, q_i)), axis=1)
 
-    def gaussian_index(self, z):
-        """Level-k label argmax_j q(j) p(z|j) under the stored parameters."""
+    def responsibilities(self, z):
+        """Level-k posterior p(j|z) ∝ q(j) p(z|j) [N, J] under the stored parameters (gaussian_index is its
+        argmax)."""
         de_mu, de_sigma2, q_i, q_ji = self.gmm.params()
-        return tf.argmax(level_k_posterior(scaled_density(z, de_mu, de_sigma2), tf.matmul(q_ji, q_i)), axis=1)
+        return level_k_posterior(scaled_density(z, de_mu, de_sigma2), tf.matmul(q_ji, q_i))
 
-    def losses(self, strokes, images, step, training):
+    def losses(self, strokes, images, step, training, seed=None):
         """One forward pass with the hierarchy update inside: (losses, new hierarchy parameters, p(j|y) under the
         stored parameters). Training samples z; validation uses z = mu and masks the pen loss."""
+        z_seed, decoder_seed = model.draw_seeds(seed, 2)
         mu, sigma2 = self.encoder(images)
-        z = mu + tf.sqrt(sigma2) * tf.random.normal(tf.shape(mu)) if training else mu
+        z = model.reparameterise(mu, tf.sqrt(sigma2), z_seed) if training else mu
         rpcl = model.is_rpcl_step(step, RPCL_START)
         posteriors, new_params = hierarchy_update(z, mu, sigma2, self.gmm.params(), rpcl, self.batch)
         de_mu, de_sigma2, q_i, q_ji = [tf.stop_gradient(p) for p in new_params]
-        params = self.decoder(strokes[:, :-1], z, training)
+        params = self.decoder(strokes[:, :-1], z, training, decoder_seed)
         out = dict(ij_loss=ij_kl(posteriors['p_j'], posteriors['p_ji'], q_i, q_ji),
                    gaussian_loss=model.gaussian_kl(posteriors['p_j'], mu, sigma2, de_mu, de_sigma2),
                    lil_loss=model.reconstruction_loss(params, strokes[:, 1:], mask_pen=not training),

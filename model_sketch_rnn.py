@@ -66,16 +66,17 @@ class StrokeEncoder(tf.Module):
                                           hyper_embedding_size=hps.hyper_embedding_size, name=direction)
                             for direction in ('fw', 'bw')]
 
-    def final_h(self, cell, rows, lengths, training):
+    def final_h(self, cell, rows, lengths, training, seed):
         zeros = tf.zeros([tf.shape(rows)[0], cell.state_size])
-        _, state = cell.unroll(rows, zeros, training=training, lengths=lengths)
+        _, state = cell.unroll(rows, zeros, training=training, lengths=lengths, seed=seed)
         return cell.output_from_state(state)
 
-    def __call__(self, strokes, training):
+    def __call__(self, strokes, training, seed=None):
         rows, lengths = strokes[:, 1:], sequence_lengths(strokes)
         backwards = tf.reverse_sequence(rows, lengths, seq_axis=1, batch_axis=0)
-        return tf.concat([self.final_h(self.fw, rows, lengths, training),
-                          self.final_h(self.bw, backwards, lengths, training)], axis=1)
+        fw_seed, bw_seed = model.draw_seeds(seed, 2)
+        return tf.concat([self.final_h(self.fw, rows, lengths, training, fw_seed),
+                          self.final_h(self.bw, backwards, lengths, training, bw_seed)], axis=1)
 
 
 class SketchRNN(model.SketchModel):
@@ -93,9 +94,9 @@ class SketchRNN(model.SketchModel):
                                            output_init='glorot')
         self.optimizer = model.Adam(self.trainable_variables, beta_1=0.9)
 
-    def latent(self, strokes, training):
-        """(mu, presig = log sigma^2) of q(z|x) from the stroke encoder."""
-        h_enc = self.encoder(strokes, training)
+    def latent(self, strokes, training, seed=None):
+        """(mu, presig = log sigma^2) of q(z|x) from the stroke encoder (its training dropout drawn from `seed`)."""
+        h_enc = self.encoder(strokes, training, seed)
         return self.fc_mu(h_enc), self.fc_presig(h_enc)
 
     def encode(self, strokes, images):
@@ -115,19 +116,20 @@ class SketchRNN(model.SketchModel):
         """No latent mixture: every code gets index 0."""
         return tf.zeros([tf.shape(z)[0]], tf.int64)
 
-    def losses(self, strokes, images, step, training):
+    def losses(self, strokes, images, step, training, seed=None):
         """(r_cost (mean over B·T, pen loss unmasked), KL_used, the KL weight and the total cost; no state; a single
         dummy component). z is sampled in training and validation alike; validation weighs the KL by
         kl_weight_start (QUIRK §15.5)."""
         del images
         hps = self.hps
+        encoder_seed, z_seed, decoder_seed = model.draw_seeds(seed, 3)
         if hps.conditional:
-            mu, presig = self.latent(strokes, training)
-            z = mu + tf.exp(presig / 2.0) * tf.random.normal(tf.shape(mu))
+            mu, presig = self.latent(strokes, training, encoder_seed)
+            z = model.reparameterise(mu, tf.exp(presig / 2.0), z_seed)
             kl = kl_with_tolerance(mu, presig, hps.kl_tolerance, self.batch)
         else:
             z, kl = tf.zeros([tf.shape(strokes)[0], hps.z_size]), tf.constant(0.0)
-        params = self.decoder(strokes[:, :-1], z, training)
+        params = self.decoder(strokes[:, :-1], z, training, decoder_seed)
         steps = tf.cast(tf.shape(strokes)[1] - 1, tf.float32)
         # mean over B·T = (mean_b sum_t) / T
         r_cost = model.reconstruction_loss(params, strokes[:, 1:], mask_pen=False) / steps

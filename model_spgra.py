@@ -93,7 +93,7 @@ class SPStrokeDecoder(model.StrokeDecoder):
         super().__init__(hps, hps.z_size, name=name)
         with self.name_scope:
             self.init_fc = sp_dense(hps.z_size, self.cell.state_size, 5.0 / 3.0, name='init_fc')
-            self.out_fc = sp_dense(hps.dec_rnn_size, 3 + 6 * model.NUM_MDN, 1.0, name='out_fc')
+            self.out_fc = sp_dense(hps.dec_rnn_size, 3 + 6 * hps.mdn_components, 1.0, name='out_fc')
 
 
 # ------------------------------------------------------------------------------------------------ graph maths
@@ -237,7 +237,7 @@ class SPGra2Seq(model.SketchModel):
         first = self.batch.total(tf.stop_gradient(patches[:self.hps.num_clusters]) * is_first)
         return tf.cond(self.centroids_ready, lambda: tf.identity(self.latent_centroids), lambda: first)
 
-    def losses(self, strokes, images, step, training):
+    def losses(self, strokes, images, step, training, seed=None):
         """(lil + 0.25 clustering; new centroids and batch-norm averages; a single dummy component). z is sampled in
         training and validation alike; training uses batch moments, validation the moving averages and masks the pen
         loss."""
@@ -249,8 +249,9 @@ class SPGra2Seq(model.SketchModel):
         centroids = self.starting_centroids(patches) if training else self.latent_centroids
         assign = assign_clusters(patches, centroids)
         new_centroids = update_centroids(patches, assign, valid, centroids, self.batch)
-        z = mu + tf.exp(logvar / 2.0) * tf.random.normal(tf.shape(mu))
-        params = self.decoder(strokes[:, :-1], z, training)
+        z_seed, decoder_seed = model.draw_seeds(seed, 2)
+        z = model.reparameterise(mu, tf.exp(logvar / 2.0), z_seed)
+        params = self.decoder(strokes[:, :-1], z, training, decoder_seed)
         out = dict(lil_loss=model.reconstruction_loss(params, strokes[:, 1:], mask_pen=not training),
                    cluster_loss=clustering_loss(patches, assign, valid, tf.stop_gradient(new_centroids), self.batch),
                    kl_weight=tf.constant(0.0))  # no KL term; the training log prints a KL weight

@@ -20,7 +20,9 @@ save. With --seed and op determinism every train.py run repeats bit for bit on t
 """
 import os
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+import utils
+
+utils.quiet_tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
 
 import glob  # noqa: E402
 import json  # noqa: E402
@@ -42,7 +44,6 @@ import classifier  # noqa: E402
 import model as model_lib  # noqa: E402
 import retrieval  # noqa: E402
 import sample  # noqa: E402
-import utils  # noqa: E402
 import visualization  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))

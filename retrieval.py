@@ -20,7 +20,9 @@ The original's flag is --output_dir (its README says --sample_dir); both are acc
 """
 import os
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+import utils
+
+utils.quiet_tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
 
 import collections  # noqa: E402
 import re  # noqa: E402
@@ -31,7 +33,6 @@ from PIL import Image  # noqa: E402
 
 import model as model_lib  # noqa: E402
 import sample as sample_lib  # noqa: E402
-import utils  # noqa: E402
 
 def define_flags():
     """The command-line flags, defined only when run as a program (importing this module defines none)."""

@@ -195,23 +195,25 @@ class _RecurrentCell(tf.Module):
     def __call__(self, x, state, dropout_mask=None, training=False):
         return self.step(self.project_inputs(x), state, dropout_mask, training)
 
-    def _dropout_masks(self, num_steps, batch_size, training):
-        """The 0/1 recurrent-dropout masks of all steps, [T, B, N] as a TensorArray, drawn in one op before the time
-        loop (a stateful draw inside it would depend on the order of the loop's parallel iterations, so a seeded
-        run would not repeat); None when dropout is off."""
+    def _dropout_masks(self, num_steps, batch_size, training, seed):
+        """The 0/1 recurrent-dropout masks of all steps, [T, B, N] as a TensorArray, drawn in one stateless op from
+        `seed` ([2] int64; None: (0, 0)) before the time loop, so that the same seed gives the same masks in any
+        process; None when dropout is off."""
         if not (training and self.use_recurrent_dropout):
             return None
-        keep = tf.random.uniform([num_steps, batch_size, self.num_units]) < self.dropout_keep_prob
+        seed = tf.constant([0, 0], tf.int64) if seed is None else seed
+        keep = (tf.random.stateless_uniform([num_steps, batch_size, self.num_units], seed=seed)
+                < self.dropout_keep_prob)
         return tf.TensorArray(tf.float32, size=num_steps).unstack(tf.cast(keep, tf.float32))
 
-    def unroll(self, inputs, initial_state, training=False, lengths=None, constant_input=None):
+    def unroll(self, inputs, initial_state, training=False, lengths=None, constant_input=None, seed=None):
         """Run the cell over inputs [B, T, in] (T static) from a flat initial state [B, S]; with constant_input
         [B, C], the step input is [inputs_t, constant_input] (inputs then has in − C features).
 
         Returns (outputs [B, T, N], final flat state [B, S]). With lengths [B], steps t >= lengths[b] keep the
         previous state and output zeros, so the final state is the one after the last real step; as TF1's
         dynamic_rnn, the loop stops after max(lengths) steps, where nothing is left to compute.
-        Recurrent dropout (training only) uses a fresh mask at every step (see _dropout_masks).
+        Recurrent dropout (training only) uses a fresh mask at every step, drawn from `seed` (see _dropout_masks).
         """
         num_steps = inputs.shape[1]
         if num_steps is None:
@@ -232,7 +234,7 @@ class _RecurrentCell(tf.Module):
         # entries of steps after steps_run are never written and stack as zeros (their dL/dx_proj is 0 too)
         operands = [tf.TensorArray(x_proj.dtype, size=num_steps, element_shape=[inputs.shape[0], self._part_sizes[i]])
                     for i in operand_parts]
-        masks = self._dropout_masks(num_steps, tf.shape(inputs)[0], training)
+        masks = self._dropout_masks(num_steps, tf.shape(inputs)[0], training, seed)
 
         def body(t, h_steps, operands, parts):
             loop_weights = {key: tf.stop_gradient(w) if key in keys else w for key, w in weights.items()}

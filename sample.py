@@ -32,7 +32,9 @@ Outputs are reproducible for the same --seed and --batch_size.
 """
 import os
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+import utils
+
+utils.quiet_tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
 
 import concurrent.futures  # noqa: E402
 import io  # noqa: E402
@@ -45,7 +47,6 @@ from absl import app, flags  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import model as model_lib  # noqa: E402
-import utils  # noqa: E402
 
 
 def define_flags():

@@ -8,7 +8,9 @@ and a strike is counted; five strikes in a row stop the run (--max_strikes). `--
 """
 import os
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+import utils
+
+utils.quiet_tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
 
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -21,7 +23,6 @@ from absl import app, flags, logging  # noqa: E402
 
 import distributed  # noqa: E402
 import model as model_lib  # noqa: E402
-import utils  # noqa: E402
 
 tf.get_logger().setLevel('ERROR')
 
@@ -57,7 +58,7 @@ MAX_FAULT_ROLLBACKS = 3   # such rollbacks without an improving epoch between th
 # magenta's TensorBoard tags where they exist
 TAGS = dict(loss='Cost', lil_loss='Reconstr_Cost', alpha_loss='Alpha_Cost', gaussian_loss='Gaussian_Cost',
             de_loss='Image_Cost', kl_loss='KL_Cost', ij_loss='IJ_Cost', kl_weight='KL_Weight',
-            learning_rate='Learning_Rate')
+            learning_rate='Learning_Rate', z_dependence='Z_Dependence')
 
 
 class TrainState(tf.Module):
@@ -156,20 +157,26 @@ def prepare_run(log_root, data_dir, hparams, resume):
     return hps, train_set, valid_set, test_set
 
 
-def step_inputs(batch, step, image_size):
-    """(strokes, images, step) tensors for a compiled step; blank images for models that read no images (images may
-    be a tuple of arrays, as spgra's graphs)."""
+TRAIN_NOISE, EVAL_NOISE = 0, 1   # first key of utils.step_seed: training steps, evaluation batches
+
+
+def step_inputs(batch, step, image_size, seed):
+    """(strokes, images, step, seed) tensors for a compiled step; blank images for models that read no images
+    (images may be a tuple of arrays, as spgra's graphs)."""
     images = batch.images
     if images is None:
         images = np.ones([len(batch.strokes), image_size, image_size], np.float32)
-    return tf.constant(batch.strokes), tf.nest.map_structure(tf.constant, images), tf.constant(step, tf.int64)
+    return (tf.constant(batch.strokes), tf.nest.map_structure(tf.constant, images), tf.constant(step, tf.int64),
+            tf.constant(seed, tf.int64))
 
 
-def evaluate(eval_step, loader, step):
-    """Mean losses over the loader's sequential batches, and the set of Gaussians that win at least one code."""
+def evaluate(eval_step, loader, step, run_seed=0):
+    """Mean losses over the loader's sequential batches, and the set of Gaussians that win at least one code.
+    Batch i's noise (for models that sample z in validation) comes from (run_seed, i), the same every epoch."""
     totals, winners = {}, set()
     for i in range(loader.num_batches):
-        out = eval_step(*step_inputs(loader.get_batch(i), step, loader.hps.png_width))
+        seed = utils.step_seed(run_seed, EVAL_NOISE, i)
+        out = eval_step(*step_inputs(loader.get_batch(i), step, loader.hps.png_width, seed))
         winners.update(out.pop('winners').numpy().tolist())
         for key, value in out.items():
             totals[key] = totals.get(key, 0.0) + float(value) / loader.num_batches
@@ -194,8 +201,8 @@ def write_scalars(writer, prefix, values, step):
 
 def run_epoch(train_step, train_set, state, hps, writer, log_every, checkpoints, checkpoint_minutes):
     """One pass over the training batches from state.batch_in_epoch on (stopping early at num_steps); returns the
-    mean training losses. The shuffle and augmentation depend only on (seed, epochs_run), so a resumed epoch
-    replays the same batch order."""
+    mean training losses. The shuffle and augmentation depend only on (seed, epochs_run) and each step's noise
+    only on (seed, epochs_run, step), so a resumed epoch replays what the uninterrupted one would have done."""
     rng = np.random.default_rng([int(state.seed), int(state.epochs_run)])
     start = int(state.batch_in_epoch)
     means, count, skipped, last_save = {}, 0, 0, time.time()
@@ -207,7 +214,8 @@ def run_epoch(train_step, train_set, state, hps, writer, log_every, checkpoints,
         if int(state.step) >= hps.num_steps:
             break
         step = int(state.step)
-        out = train_step(*step_inputs(batch, step, hps.png_width))
+        seed = utils.step_seed(int(state.seed), TRAIN_NOISE, int(state.epochs_run), step)
+        out = train_step(*step_inputs(batch, step, hps.png_width, seed))
         state.batch_in_epoch.assign(index + 1)
         values = {k: float(v) for k, v in out.items()}
         if not values.pop('finite'):
@@ -283,14 +291,14 @@ def end_of_epoch(net, eval_step, sets, state, checkpoints, writer, train_means, 
     Returns the epoch's record (train means, valid and test losses, alive counts, outcome)."""
     _, valid_set, test_set = sets
     step = int(state.step)
-    valid, winners = evaluate(eval_step, valid_set, step)
+    valid, winners = evaluate(eval_step, valid_set, step, int(state.seed))
     state.epochs_run.assign_add(1)
     state.batch_in_epoch.assign(0)
     alive = alive_counts(net, winners)
     write_scalars(writer, 'Valid_', valid, step)
     write_scalars(writer, '', alive, step)
     line = (f"epoch {int(state.epoch) + 1} step {step}: {train_summary(train_means)} | "
-            f"valid lil {valid['lil_loss']:.3f} | kl_w {valid['kl_weight']:.4f}")
+            f"valid lil {valid['lil_loss']:.3f} z-dep {valid['z_dependence']:.3f} | kl_w {valid['kl_weight']:.4f}")
     if alive:
         k = net.mixture_weights().shape[0]
         line += (f" | alive {alive['Alive_Gaussians_Win']}/{k} winning, "
@@ -303,7 +311,7 @@ def end_of_epoch(net, eval_step, sets, state, checkpoints, writer, train_means, 
         state.fault_rollbacks.assign(0)
         state.epoch.assign_add(1)
         checkpoints.save_best()
-        test, _ = evaluate(eval_step, test_set, step)
+        test, _ = evaluate(eval_step, test_set, step, int(state.seed))
         write_scalars(writer, 'Eval_', test, step)
         print(f"{line} | test lil {test['lil_loss']:.3f} loss {test['loss']:.3f} | saved", flush=True)
         return dict(step=step, train=train_means, valid=valid, test=test, improved=True, **alive)
@@ -333,7 +341,7 @@ def train_and_evaluate(hps, sets, log_root, seed=0, jit_compile=False, log_every
         print(f'resumed {path}: step {int(state.step)}, epoch {int(state.epoch)}, strikes {int(state.strikes)}')
     if strategy is None:
         train_step, eval_step = model_lib.compile_steps(net, hps.batch_size, hps.max_seq_len, hps.png_width,
-                                                        jit_compile=jit_compile)
+                                                        jit_compile=jit_compile, bucketed=hps.bucket_width > 0)
     else:
         train_step, eval_step = distributed.compile_steps(strategy, net, hps.batch_size, hps.max_seq_len,
                                                           hps.png_width)
@@ -352,6 +360,10 @@ def train_and_evaluate(hps, sets, log_root, seed=0, jit_compile=False, log_every
                and int(state.step) < hps.num_steps):
             try:
                 means = run_epoch(train_step, sets[0], state, hps, writer, log_every, checkpoints, checkpoint_minutes)
+                if (int(state.epochs_run) + 1) % hps.save_every and int(state.step) < hps.num_steps:  # validate every save_every-th epoch
+                    state.epochs_run.assign_add(1)
+                    state.batch_in_epoch.assign(0)
+                    continue
                 history.append(end_of_epoch(net, eval_step, sets, state, checkpoints, writer, means, max_strikes))
             except NumericalFault as fault:
                 roll_back_after_faults(checkpoints, state, fault)
@@ -381,6 +393,8 @@ def main(argv):
     if cfg.seed is not None:
         tf.config.experimental.enable_op_determinism()
     hps, *sets = prepare_run(cfg.log_root, cfg.data_dir, cfg.hparams, cfg.resume_training)
+    if strategy is not None and hps.bucket_width:
+        raise utils.UserError('bucket_width batches vary in length, which --strategy does not support: drop one')
     print(f"model_type {hps.model_type}, categories {hps.categories}, max_seq_len {hps.max_seq_len}, "
           f"{len(sets[0].strokes)} training sketches, {sets[0].num_batches} steps/epoch, seed {seed}")
     result = train_and_evaluate(hps, sets, cfg.log_root, seed=seed, jit_compile=cfg.jit_compile,

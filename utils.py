@@ -7,6 +7,7 @@ worker processes can fork safely.
 import collections
 import concurrent.futures
 import contextlib
+import ctypes
 import difflib
 import functools
 import io
@@ -16,8 +17,6 @@ import os
 import sys
 import tempfile
 
-import cairocffi
-import cairosvg
 import cv2
 import numpy as np
 import svgwrite
@@ -51,6 +50,26 @@ def resolve_seed(seed):
     return seed if seed is not None else int(np.random.SeedSequence().entropy % (2 ** 31))
 
 
+def quiet_tensorflow_startup():
+    """Keep TensorFlow's start-up notices off stderr: call it before TensorFlow is imported, which reads these
+    switches as it starts (values already in the environment win). TF_CPP_MIN_LOG_LEVEL=2 drops its C++ INFO and
+    WARNING lines and keeps its errors. Without the CUDA driver no GPU can be used, and TensorFlow's GPU probe
+    would only log 'failed call to cuInit' as an error: TF_ENABLED_DEVICE_TYPES=CPU skips the probe there. The
+    lines TensorFlow logs while its libraries load, before its log level applies, remain (README, Install)."""
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    if sys.platform.startswith('linux') and not cuda_driver_present():
+        os.environ.setdefault('TF_ENABLED_DEVICE_TYPES', 'CPU')
+
+
+def cuda_driver_present():
+    """Whether the CUDA driver library loads here, under the name TensorFlow loads it by (libcuda.so.1)."""
+    try:
+        ctypes.CDLL('libcuda.so.1')
+    except OSError:
+        return False
+    return True
+
+
 # XLA auto-clustering of the element-wise ops only: each step's chains of them fuse, the matmuls stay TensorFlow's
 AUTOJIT_XLA_FLAGS = ('--tf_xla_auto_jit=2', '--tf_xla_cpu_global_jit', '--tf_xla_ops_to_cluster=FUSIBLE')
 
@@ -74,15 +93,17 @@ def configure_runtime(autojit=False):
 _HPARAMS = (
     ('categories', ['bee', 'bus'], 'sketch categories: <c>.npz and <c>_png.npz in the data directory'),
     ('num_steps', 1000001, 'unused; kept so that original configs load'),
-    ('save_every', 1, 'epochs between validations (and checkpoints when validation improves)'),
+    ('save_every', 1, 'training epochs between validations (each a save, or a rollback and strike)'),
     ('dec_rnn_size', 2048, 'decoder RNN size H'),
     ('dec_model', 'hyper', 'decoder cell: lstm | layer_norm | hyper'),
     ('max_seq_len', -1, 'T = longest sketch over train+valid+test; computed by load_dataset'),
     ('train_size', -1, 'number of training sketches over all categories; computed by load_dataset'),
     ('z_size', 128, 'latent size D'),
     ('batch_size', 128, 'minibatch size B (original README 128; original code 200)'),
-    ('num_mixture', 5, 'latent Gaussians per sub-group: K = num_mixture * num_sub (the MDN always has 20)'),
+    ('num_mixture', 5, 'latent Gaussians per sub-group: K = num_mixture * num_sub (the MDN: mdn_components)'),
     ('num_sub', 2, 'latent sub-components per mixture entry: K = num_mixture * num_sub'),
+    ('mdn_components', 20, "M: components of the stroke decoder's mixture density output (RPCL-pix2seq hard-codes "
+                           "20; magenta sketch-rnn's num_mixture, default 20)"),
     ('learning_rate', 0.001, 'initial learning rate'),
     ('decay_rate', 0.9999, 'learning-rate decay factor per step'),
     ('min_learning_rate', 0.00001, 'learning-rate floor'),
@@ -105,6 +126,8 @@ _HPARAMS = (
     ('model_type', 'rpcl', 'model family member: rpcl | rpclh | ia | sketch_rnn | spgra'),
     ('stable_estep', False, 'log-sum-exp E-step (fixes the underflow quirk, SPEC §11 #7)'),
     ('init', 'original', 'conv init: original (std sqrt(2/kernel_height), quirk #6) | he'),
+    ('bucket_width', 0, 'length-bucketed training batches padded to the next multiple of this many steps, '
+                        'not to T (0: off, as the original; docs/training.md#bucketing)'),
     ('fix_png_rescale', False, 'continuous centred image rescale instead of the 47-px top-left quirk (#4)'),
     ('hyper_num_units', 256, 'HyperLSTM: size of the small hyper cell'),
     ('hyper_embedding_size', 32, 'HyperLSTM: size of the modulation embedding'),
@@ -138,13 +161,13 @@ _CHOICES = {
 # numeric hparams with a valid range: name -> (test, description)
 _RANGES = {
     **{name: (lambda v: v > 0, 'positive') for name in (
-        'batch_size', 'dec_rnn_size', 'z_size', 'num_mixture', 'num_sub', 'png_width', 'num_per_category',
-        'hyper_num_units', 'hyper_embedding_size', 'enc_rnn_size', 'num_layer_i', 'num_layer_j', 'repeat',
-        'save_every', 'learning_rate', 'grad_clip')},
+        'batch_size', 'dec_rnn_size', 'z_size', 'num_mixture', 'num_sub', 'mdn_components', 'png_width',
+        'num_per_category', 'hyper_num_units', 'hyper_embedding_size', 'enc_rnn_size', 'num_layer_i', 'num_layer_j',
+        'repeat', 'save_every', 'learning_rate', 'grad_clip')},
     **{name: (lambda v: 0 < v <= 1, 'in (0, 1]') for name in (
         'recurrent_dropout_prob', 'input_dropout_prob', 'output_dropout_prob', 'decay_rate', 'png_scale_ratio')},
     **{name: (lambda v: v >= 0, 'at least 0') for name in (
-        'min_learning_rate', 'de_weight', 'png_rotate_angle', 'png_translate_dist')},
+        'min_learning_rate', 'de_weight', 'png_rotate_angle', 'png_translate_dist', 'bucket_width')},
     'augment_stroke_prob': (lambda v: 0 <= v <= 1, 'in [0, 1]'),
     'random_scale_factor': (lambda v: 0 <= v < 1, 'in [0, 1)'),
 }
@@ -646,9 +669,25 @@ def _progress_bar(total, progress, iterable=None):
     return tqdm.tqdm(iterable, total=total, desc=label, unit='sketch', disable=not progress)
 
 
+CAIRO_MISSING = ('the rasteriser needs the system library cairo, which is not installed '
+                 '(Debian/Ubuntu: apt-get install libcairo2; macOS: brew install cairo)')
+
+
+def import_cairo():
+    """(cairocffi, cairosvg), imported when first needed: both load the system library cairo, so that without it
+    only drawing fails, with a UserError saying what to install, instead of an OSError in every program."""
+    try:
+        import cairocffi
+        import cairosvg
+    except OSError as e:   # cairocffi's failed dlopen, one line per library name it tried
+        raise UserError(CAIRO_MISSING) from e
+    return cairocffi, cairosvg
+
+
 def render_reference(seq3_list, width=48, progress=False):
     """The original pipeline, in memory: svgwrite SVG -> cairosvg PNG -> PIL greyscale 'L'. uint8 [N, W, W].
     progress: show a tqdm bar (a string is its label)."""
+    _, cairosvg = import_cairo()
     images = np.empty((len(seq3_list), width, width), np.uint8)
     for i, seq in enumerate(_progress_bar(len(seq3_list), progress, seq3_list)):
         png = cairosvg.svg2png(bytestring=strokes_to_svg(seq, width).encode('utf-8'))
@@ -697,6 +736,7 @@ def _cairo_path_data(seq3_list, width):
     previous_pen[starts[lengths > 0]] = 1.0
     # cairo_path_data_t is a 16-byte union: header {int type, int length} or point {double x, double y};
     # each of our elements is a header followed by its one point.
+    cairocffi, _ = import_cairo()
     data = np.zeros((len(rows), 2, 2))
     data[:, 1] = fixed / 256.0
     header = data[:, 0].view(np.int32)
@@ -710,6 +750,7 @@ def _render_chunk(seq3_list, width):
     source), width 1, miter limit 4 = SVG's default (cairo's own is 10), butt caps, miter joins, default
     antialias. The surface holds each pixel's ink coverage c; black over white is L = 255 - c, as cairosvg + PIL
     give (R = G = B). Only the few per-sketch cairo calls run in Python; cffi releases the GIL inside them."""
+    cairocffi, _ = import_cairo()
     surface = cairocffi.ImageSurface(cairocffi.FORMAT_A8, width, width)
     context = cairocffi.Context(surface)
     context.set_line_width(1)
@@ -812,14 +853,23 @@ class DataLoader:
         return max(-(-n // b) - 1, 0) if self.training else n // b
 
     def epoch(self, rng=None):
-        """Training: a fresh shuffle, consecutive slices of B, augmented. Evaluation: the sequential batches."""
+        """Training: a fresh shuffle, consecutive slices of B, augmented; with hparam bucket_width > 0 the same
+        sketches regrouped by length (bucket_batches), each batch padded to its bucket's length. Evaluation: the
+        sequential batches."""
         if not self.training:
             yield from (self.get_batch(i) for i in range(self.num_batches))
             return
         rng = self.rng if rng is None else rng
-        order = rng.permutation(len(self.strokes))
-        for i in range(self.num_batches):
-            yield self.batch_from_indices(order[i * self.batch_size:(i + 1) * self.batch_size], rng)
+        order = rng.permutation(len(self.strokes))[:self.num_batches * self.batch_size]
+        width = self.hps.bucket_width
+        if not width:
+            for i in range(self.num_batches):
+                yield self.batch_from_indices(order[i * self.batch_size:(i + 1) * self.batch_size], rng)
+            return
+        lengths = np.array([len(seq) for seq in self.strokes])
+        for idx in bucket_batches(order, lengths, self.batch_size, rng):
+            padded = min(-(-lengths[idx].max() // width) * width, self.max_seq_len)
+            yield self.batch_from_indices(idx, rng, padded)
 
     def get_batch(self, i):
         """The i-th sequential batch, without augmentation."""
@@ -827,9 +877,10 @@ class DataLoader:
             raise IndexError(f'batch {i} of a loader with {self.num_batches} batches')
         return self.batch_from_indices(np.arange(i * self.batch_size, (i + 1) * self.batch_size))
 
-    def batch_from_indices(self, idx, rng=None):
-        """The batch of sketches `idx`; augmented (SPEC §1.5, §1.6) only if this is a training loader and rng is
-        given. The image is always that of the original sketch (QUIRK #3)."""
+    def batch_from_indices(self, idx, rng=None, padded_len=None):
+        """The batch of sketches `idx`, padded to padded_len (default max_seq_len) rows after the start row;
+        augmented (SPEC §1.5, §1.6) only if this is a training loader and rng is given. The image is always that of
+        the original sketch (QUIRK #3)."""
         idx = np.asarray(idx)
         augment = self.training and rng is not None
         sketches = [self.strokes[i] for i in idx]
@@ -841,7 +892,7 @@ class DataLoader:
             if augment:
                 images = np.stack([augment_image(image, self.hps, rng) for image in images])
         lengths = np.array([len(seq) for seq in sketches], np.int32)
-        return Batch(to_stroke5(sketches, self.max_seq_len), lengths, images, self.labels[idx])
+        return Batch(to_stroke5(sketches, padded_len or self.max_seq_len), lengths, images, self.labels[idx])
 
     def _augment_sequence(self, seq, rng):
         if self.hps.random_scale_factor > 0:
@@ -849,6 +900,28 @@ class DataLoader:
         if self.hps.augment_stroke_prob > 0:
             seq = augment_strokes(seq, self.hps.augment_stroke_prob, rng)
         return seq
+
+
+BUCKET_CHUNK = 20   # batches per chunk of the shuffled epoch that bucket_batches sorts by length
+
+
+def bucket_batches(order, lengths, batch_size, rng, chunk=BUCKET_CHUNK):
+    """Batches of index arrays holding each sketch of `order` once, grouped by length: the shuffled order is cut
+    into chunks of `chunk` batches, each chunk sorted by sketch length and cut into batches of `batch_size`, and
+    the batches are shuffled. Batches then need little padding, and every sketch still meets random neighbours."""
+    span = chunk * batch_size
+    batches = []
+    for begin in range(0, len(order), span):
+        part = order[begin:begin + span]
+        part = part[np.argsort(lengths[part], kind='stable')]
+        batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def step_seed(run_seed, *keys):
+    """A stateless TensorFlow seed, int64 [2], derived from the run seed and integer keys alone (NumPy's
+    SeedSequence), so that a resumed run draws the same noise at the same step as an uninterrupted one."""
+    return np.random.SeedSequence([run_seed, *keys]).generate_state(2, np.uint64).astype(np.int64)
 
 
 def _check_files(data_dir, categories, png_required):

@@ -24,7 +24,9 @@ Controllable synthesis (control.py; --data_dir holds the test sketches, --seed f
 """
 import os
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+import utils
+
+utils.quiet_tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
 
 import io  # noqa: E402
 
@@ -42,7 +44,6 @@ import control  # noqa: E402
 import model as model_lib  # noqa: E402
 import retrieval  # noqa: E402
 import sample as sample_lib  # noqa: E402
-import utils  # noqa: E402
 
 
 def define_flags():
@@ -54,12 +55,14 @@ def define_flags():
     flags.DEFINE_integer('seed', None, 'Seed of the t-SNE initialisation, or of the codes and decoding of the other '
                          'modes (default: random, as the original).')
     flags.DEFINE_string('mode', 'tsne', 'tsne: the t-SNE maps of a sample directory; gallery: sketches of every alive '
-                        'Gaussian (and group); direction: codes moved along a latent direction; analogy: A : B :: C : ?')
-    flags.DEFINE_string('data_dir', 'data', 'gallery, direction, analogy: directory of the test sketches, as training.')
-    flags.DEFINE_float('temperature', 0.24, 'gallery, direction, analogy: decoding temperature tau.')
-    flags.DEFINE_integer('tile_width', 96, 'gallery, direction, analogy: side of each sketch tile in pixels.')
+                        'Gaussian (and group); direction: codes moved along a latent direction; analogy: A : B :: C : ?; '
+                        'pairs: real test sketches beside their reconstructions')
+    flags.DEFINE_string('data_dir', 'data', 'gallery, direction, analogy, pairs: directory of the test sketches, as training.')
+    flags.DEFINE_float('temperature', 0.24, 'gallery, direction, analogy, pairs: decoding temperature tau.')
+    flags.DEFINE_integer('tile_width', 96, 'gallery, direction, analogy, pairs: side of each sketch tile in pixels.')
     flags.DEFINE_integer('num_per_component', 16, 'gallery: sketches drawn from each alive component.')
     flags.DEFINE_integer('columns', 8, 'gallery: sketches per row (and per overview row).')
+    flags.DEFINE_integer('pairs_per_category', 4, 'pairs: real test sketches per category, each beside its drawing.')
     flags.DEFINE_string('direction_from', None, 'direction: latent point(s) the direction starts from (control.py: '
                         'gaussian:K, group:I, CAT, CAT:i,j,..; A+B joins).')
     flags.DEFINE_string('direction_to', None, 'direction: latent point(s) it ends at; direction = mean(to) - mean(from).')
@@ -71,7 +74,7 @@ def define_flags():
 
 FLAGS = flags.FLAGS
 
-MODES = ('tsne', 'gallery', 'direction', 'analogy')
+MODES = ('tsne', 'gallery', 'direction', 'analogy', 'pairs')
 MIN_TILE = 16  # smallest --tile_width
 CANVAS = (2000, 1500)  # result.jpg width, height
 LEARNING_RATE = 150.0
@@ -175,7 +178,7 @@ def parse_scales(texts):
 
 
 def check_control_flags(cfg):
-    """UserError for flags of --mode=gallery, direction or analogy that are wrong whatever the model."""
+    """UserError for flags of --mode=gallery, direction, analogy or pairs that are wrong whatever the model."""
     if cfg.temperature <= 0:
         raise utils.UserError(f'--temperature={cfg.temperature} must be positive')
     if cfg.tile_width < MIN_TILE:
@@ -195,6 +198,8 @@ def control_mode(cfg):
     settings = dict(temperature=cfg.temperature, seed=seed, tile_width=cfg.tile_width)
     if cfg.mode == 'gallery':
         paths = control.gallery(net, test_set, cfg.output_dir, cfg.num_per_component, cfg.columns, **settings)
+    elif cfg.mode == 'pairs':
+        paths = [control.reconstruction_pairs(net, test_set, cfg.output_dir, cfg.pairs_per_category, **settings)[0]]
     elif cfg.mode == 'direction':
         paths = [control.direction_grid(net, test_set, cfg.output_dir, cfg.direction_from, cfg.direction_to,
                                         cfg.apply_to, scales, **settings)[0]]

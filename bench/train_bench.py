@@ -82,12 +82,12 @@ def time_one(config, mode, max_seq_len, steps):
     args = [tf.constant(strokes), tf.constant(images)]
     start = time.perf_counter()
     for s in range(warmup):
-        float(step_fn(*args, tf.constant(s, tf.int64))['loss'])
+        float(step_fn(*args, tf.constant(s, tf.int64), tf.constant([0, s], tf.int64))['loss'])
     first = time.perf_counter() - start
     times = []
     for s in range(steps):
         start = time.perf_counter()
-        float(step_fn(*args, tf.constant(warmup + s, tf.int64))['loss'])
+        float(step_fn(*args, tf.constant(warmup + s, tf.int64), tf.constant([0, warmup + s], tf.int64))['loss'])
         times.append(time.perf_counter() - start)
     return dict(seconds=statistics.median(times), warmup_seconds=first, batch=hps.batch_size,
                 peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

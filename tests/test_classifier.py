@@ -1,11 +1,14 @@
 """Sketch-a-Net-48 (classifier.py): input scaling, shapes, accuracy bookkeeping, a short real training, the
 save/load round trip and the command line's one-line errors."""
+import io
 import json
 import os
 import re
 import subprocess
 import sys
+import zipfile
 
+import h5py
 import numpy as np
 import pytest
 
@@ -81,6 +84,9 @@ def test_save_load_round_trip_gives_identical_predictions(trained, png_data_dir)
     x = classifier.normalise_images(images)
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     np.testing.assert_array_equal(classifier.predict(loaded, images), classifier.predict(model, x))
+    with zipfile.ZipFile(os.path.join(model_dir, classifier.MODEL_FILE)) as archive:
+        with h5py.File(io.BytesIO(archive.read('model.weights.h5'))) as weights:
+            assert 'layers' in weights and 'optimizer' not in weights   # inference weights only
 
 
 def test_load_labelled_images_orders_labels_like_the_categories(png_data_dir):

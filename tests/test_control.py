@@ -141,6 +141,26 @@ def test_direction_with_scale_zero_reproduces_the_plain_decodes(restored, tmp_pa
         assert list(saved['rows']) == ['bee:0', 'bee:4', 'bee:7']
 
 
+def test_reconstruction_pairs_put_each_real_sketch_beside_the_decode_of_its_mean(restored, tmp_path):
+    net, test_set = restored
+    path, shown = control.reconstruction_pairs(net, test_set, str(tmp_path), pairs_per_category=3, seed=SEED,
+                                               tile_width=TILE)
+    assert os.path.basename(path) == 'pairs.png' and list(shown) == ['bee', 'bus']
+    picture = read_png(path)
+    drawer = control.Drawer(net, tile_width=TILE)
+    for index, (category, picked) in enumerate(shown.items()):
+        assert len(set(picked)) == 3 and all(0 <= i < 30 for i in picked)
+        rows = sample.category_rows(test_set, index)[picked]
+        mu, _ = sample.reference_encodings(net, test_set, rows, 3)
+        drawn = drawer.tiles(mu, sample.derive_seed(SEED, index))
+        real = drawer.real([test_set.strokes[r] for r in rows])
+        for n in range(3):
+            np.testing.assert_array_equal(tile_at(picture, index, 2 * n, 2, 6), real[n])
+            np.testing.assert_array_equal(tile_at(picture, index, 2 * n + 1, 2, 6), drawn[n])
+    with pytest.raises(utils.UserError, match='pairs_per_category=0'):
+        control.reconstruction_pairs(net, test_set, str(tmp_path), pairs_per_category=0)
+
+
 def test_direction_from_one_gaussian_mean_lands_on_another(restored, tmp_path):
     net, test_set = restored
     _, means, _ = sample.latent_gaussians(net)

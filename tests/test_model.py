@@ -173,6 +173,31 @@ def test_reconstruction_loss_matches_numpy(mask_pen):
     np.testing.assert_allclose(got, np_mdn_loss(params, targets, mask_pen), rtol=RTOL)
 
 
+def test_z_dependence_is_the_shuffled_minus_the_own_code_loss():
+    """A hand-made decoder whose MDN means are the code itself: each sketch's own code predicts its offsets, another
+    sketch's code does not, and z_dependence is the NumPy loss difference; a decoder that ignores z gives 0."""
+    rng = np.random.default_rng(2)
+    targets = np.zeros((4, 6, 5), np.float32)
+    targets[..., :2] = rng.normal(size=(4, 6, 2))
+    targets[..., 2] = 1
+    strokes = np.concatenate([np.tile([[[0, 0, 1, 0, 0]]], (4, 1, 1)), targets], axis=1).astype(np.float32)
+    z = targets[..., :2].reshape(4, 12)
+
+    def params_from(codes):   # mu_x, mu_y of every component = the code's offsets; sigma 1, rho 0, pi uniform
+        params = np.zeros((4, 6, 3 + 6 * model.NUM_MDN), np.float32)
+        offsets = np.asarray(codes).reshape(4, 6, 2)
+        params[..., 3 + model.NUM_MDN:3 + 2 * model.NUM_MDN] = offsets[..., :1]
+        params[..., 3 + 2 * model.NUM_MDN:3 + 3 * model.NUM_MDN] = offsets[..., 1:]
+        return params
+
+    got = float(model.z_dependence(lambda codes: tf.constant(params_from(codes)), strokes, tf.constant(z)))
+    shuffled = np_mdn_loss(params_from(np.roll(z, 1, axis=0)), targets, True)
+    own = np_mdn_loss(params_from(z), targets, True)
+    assert got == pytest.approx(shuffled - own, rel=1e-5) and got > 5
+    fixed = tf.constant(params_from(np.zeros_like(z)))
+    assert float(model.z_dependence(lambda codes: fixed, strokes, tf.constant(z))) == 0.0
+
+
 def test_schedules():
     hps = utils.get_default_hparams()
     for s in (0, 1, 10000, 50000):
@@ -250,7 +275,7 @@ def test_small_model_overfits_real_sketches():
     net = model.RPCLPix2Seq(hps)
     strokes, images, max_len = real_batch(hps)
     train, _ = model.compile_steps(net, 16, max_len, hps.png_width)
-    losses = [float(train(strokes, images, tf.constant(s, tf.int64))['loss']) for s in range(120)]
+    losses = [float(train(strokes, images, tf.constant(s, tf.int64), tf.constant([0, s], tf.int64))['loss']) for s in range(120)]
     first, last = np.mean(losses[:5]), np.mean(losses[-5:])
     assert np.isfinite(losses).all()
     assert last < 0.5 * first, (first, last)

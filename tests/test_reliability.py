@@ -281,8 +281,8 @@ def poison_gradients(monkeypatch, is_faulty):
         net = build_model(hps)
         losses, calls = net.losses, tf.Variable(-1, dtype=tf.int64, trainable=False)
 
-        def poisoned(strokes, images, step, training):
-            out, state, posterior = losses(strokes, images, step, training)
+        def poisoned(strokes, images, step, training, seed=None):
+            out, state, posterior = losses(strokes, images, step, training, seed)
             if training:
                 out['loss'] = tf.cond(is_faulty(calls.assign_add(1)), lambda: nan_gradient(out['loss']),
                                       lambda: out['loss'])
@@ -378,11 +378,11 @@ CHECKPOINT_NAMES = re.compile(r'(checkpoint|model_config\.json|events\.out\.tfev
 TEMP_NAMES = re.compile(r'(\..*\.tmp|.*_temp.*|.*\.tmp[0-9a-f]*)$')  # utils._atomic_write's and TensorFlow's
 
 
-def start_training(log_root, data_dir, repo_dir, phase_log, output, resume, max_epochs=1000):
+def start_training(log_root, data_dir, repo_dir, phase_log, output, resume, max_epochs=1000, hparams=KILL_HPARAMS):
     """train.py (through tests/train_phases.py) on a tiny config that saves last/ after every step."""
     argv = [sys.executable, os.path.join(repo_dir, 'tests', 'train_phases.py'), f'--log_root={log_root}',
             f'--data_dir={data_dir}', '--seed=11', f'--max_epochs={max_epochs}', '--checkpoint_minutes=1e-9',
-            f'--hparams={KILL_HPARAMS}'] + (['--resume_training'] if resume else [])
+            '--log_every=1', f'--hparams={hparams}'] + (['--resume_training'] if resume else [])
     env = dict(os.environ, TRAIN_PHASE_LOG=str(phase_log), PYTHONUNBUFFERED='1')
     return subprocess.Popen(argv, cwd=repo_dir, env=env, stdout=open(output, 'w'), stderr=subprocess.STDOUT)
 
@@ -497,3 +497,36 @@ def test_two_seeded_runs_give_identical_losses_and_weights(tmp_path, png_data_di
     assert names == readers[1].get_variable_to_shape_map()
     for name in names:
         np.testing.assert_array_equal(readers[0].get_tensor(name), readers[1].get_tensor(name), err_msg=name)
+
+
+def newest_checkpoint(log_root):
+    """The path of the run's most recent save (highest serial) of either kind."""
+    paths = [tf.train.latest_checkpoint(directory) for directory in (log_root, os.path.join(log_root, 'last'))]
+    return max((p for p in paths if p), key=lambda p: tf.train.load_variable(
+        p, 'state/serial/.ATTRIBUTES/VARIABLE_VALUE'))
+
+
+def test_a_killed_and_resumed_run_equals_an_uninterrupted_one_bit_for_bit(tmp_path, png_data_dir, repo_dir):
+    """Two epochs with recurrent dropout and length buckets, once straight through and once killed (SIGKILL) in the
+    middle of the first epoch and resumed: every training loss and every variable of the final save are equal bit
+    for bit (only the save counter differs), because each step's z and dropout masks come from (seed, step) and each
+    epoch's order and augmentation from (seed, epoch), not from the process."""
+    hparams = KILL_HPARAMS + ', use_recurrent_dropout=true, bucket_width=8'
+    runs = {}
+    for name in ('straight', 'killed'):
+        log_root = tmp_path / name
+        if name == 'killed':
+            process = start_training(log_root, png_data_dir, repo_dir, tmp_path / 'phases_killed_0.log',
+                                     tmp_path / 'killed_0.txt', resume=False, max_epochs=2, hparams=hparams)
+            kill_during(process, tmp_path / 'phases_killed_0.log', 'step', occurrence=3, delay=0.0)
+        process = start_training(log_root, png_data_dir, repo_dir, tmp_path / f'phases_{name}.log',
+                                 tmp_path / f'{name}.txt', resume=name == 'killed', max_epochs=2, hparams=hparams)
+        assert process.wait(timeout=600) == 0, open(tmp_path / f'{name}.txt').read()
+        runs[name] = (train_losses(str(log_root)), tf.train.load_checkpoint(newest_checkpoint(str(log_root))))
+    (straight_losses, straight), (killed_losses, killed) = runs['straight'], runs['killed']
+    assert len(straight_losses) > 6 and killed_losses == straight_losses
+    names = straight.get_variable_to_shape_map()
+    assert names == killed.get_variable_to_shape_map()
+    for name in names:
+        if not name.startswith('state/serial'):
+            np.testing.assert_array_equal(straight.get_tensor(name), killed.get_tensor(name), err_msg=name)

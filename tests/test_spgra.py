@@ -268,7 +268,7 @@ def test_first_step_starts_the_centroids_from_the_batch_and_updates_them(data_di
     c_hat = np.stack([patches[(winner == k) & (valid > 0)].mean(axis=0) if ((winner == k) & (valid > 0)).any()
                       else np.zeros(model_spgra.EMBED) for k in range(8)])
     out = net.train_step(tf.constant(batch.strokes), (tf.constant(nodes), tf.constant(validity)),
-                         tf.constant(0, tf.int64))
+                         tf.constant(0, tf.int64), tf.constant([0, 0], tf.int64))
     assert bool(net.centroids_ready.numpy())
     np.testing.assert_allclose(net.latent_centroids.numpy(), 0.75 * first + 0.25 * c_hat, rtol=1e-4, atol=1e-4)
     assert out['loss'].numpy() == pytest.approx(out['lil_loss'].numpy() + 0.25 * out['cluster_loss'].numpy())

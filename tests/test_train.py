@@ -56,8 +56,8 @@ def script_validation(monkeypatch, valid_set, losses):
     """Make train.evaluate report these validation lil losses, one per epoch."""
     losses, real_evaluate = iter(losses), train.evaluate
 
-    def scripted_evaluate(eval_step, loader, step):
-        values, winners = real_evaluate(eval_step, loader, step)
+    def scripted_evaluate(eval_step, loader, step, run_seed=0):
+        values, winners = real_evaluate(eval_step, loader, step, run_seed)
         if loader is valid_set:
             values['lil_loss'] = next(losses)
         return values, winners
@@ -128,3 +128,20 @@ def test_bad_flag_values_are_absl_errors_not_tracebacks(tmp_path, repo_dir, flag
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr, proc.stderr
     assert 'FATAL Flags parsing error' in proc.stderr, proc.stderr
+
+
+def test_packed_model_holds_the_weights_without_adam_and_restores_equal(trained_model_dir, tmp_path, repo_dir):
+    path = model.save_for_inference(trained_model_dir, str(tmp_path / 'packed'))
+    assert os.path.basename(path) == os.path.basename(tf.train.latest_checkpoint(trained_model_dir))
+    keys = [key for key, _ in tf.train.list_variables(path)]
+    assert keys and not any('optimizer' in key for key in keys)
+    full, _ = model.restore_model(trained_model_dir)
+    packed, hps = model.restore_model(str(tmp_path / 'packed'))
+    assert hps == model.utils.load_hparams_json(os.path.join(trained_model_dir, 'model_config.json'))
+    assert len(full.variables) == len(packed.variables) > 0
+    for mine, theirs in zip(full.variables, packed.variables):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy(), err_msg=mine.name)
+    same = subprocess.run([sys.executable, os.path.join(repo_dir, 'pack_model.py'), f'--model_dir={tmp_path}',
+                           f'--output_dir={tmp_path}'], capture_output=True, text=True, cwd=repo_dir)
+    assert same.returncode == 1 and same.stderr.strip().splitlines()[-1] == \
+        'error: --output_dir must differ from --model_dir'

@@ -162,7 +162,8 @@ def test_load_bundled_category(data_dir):
     strokes = utils.load_strokes_npz(os.path.join(data_dir, 'bee.npz'))
     assert {split: len(v) for split, v in strokes.items()} == {'train': 340, 'valid': 30, 'test': 30}
     assert all(seq.dtype == np.int16 and seq.shape[1] == 3 for seq in strokes['train'])
-    assert utils.available_categories(data_dir) == ['bee', 'bus', 'car', 'cat', 'flower']
+    assert utils.available_categories(data_dir) == ['alarm clock', 'bee', 'bus', 'car', 'cat', 'face', 'flower',
+                                                    'radio']
 
 
 def test_load_float_sketches(tmp_path, write_category):
@@ -198,7 +199,7 @@ def test_load_errors_name_file_and_problem(tmp_path, write_category, splits, mes
 
 
 def test_missing_and_damaged_files(tmp_path, data_dir):
-    with pytest.raises(utils.UserError, match=r'missing file .*unicorn\.npz \(found categories: bee, bus, car'):
+    with pytest.raises(utils.UserError, match=r'missing file .*unicorn\.npz \(found categories: alarm clock, bee, bus'):
         utils.load_strokes_npz(os.path.join(data_dir, 'unicorn.npz'))
     (tmp_path / 'junk.npz').write_bytes(b'not a zip')
     with pytest.raises(utils.UserError, match='cannot read .*junk.npz'):
@@ -364,6 +365,38 @@ def test_training_epoch_shuffles_distinct_full_batches():
         np.testing.assert_array_equal(batch.strokes, utils.to_stroke5([loader.strokes[i] for i in batch.labels], 6))
         np.testing.assert_allclose(batch.images, (batch.labels[:, None, None] / 255 * 2 - 1) * np.ones((1, 4, 4)),
                                    rtol=1e-6)
+
+
+def test_bucketed_epoch_holds_the_sketches_of_the_unbucketed_epoch_each_once():
+    """bucket_width regroups the same sketches as the faithful epoch (the first num_batches * B of its shuffle), each
+    once, in batches of similar length, each padded to the next multiple of the width (at most max_seq_len)."""
+    plain = dict(random_scale_factor=0.0, augment_stroke_prob=0.0, png_scale_ratio=1.0)
+    strokes = [np.tile(np.array([[1, 1, 0]], np.float32), (1 + i % 23, 1)) for i in range(400)]
+    images = np.zeros((400, 4, 4), np.uint8)
+    loaders = [utils.DataLoader(strokes, images, np.arange(400), 8, 23,
+                                utils.get_default_hparams().replace(png_width=4, bucket_width=width, **plain),
+                                training=True) for width in (0, 4)]
+    faithful, bucketed = (list(loader.epoch(np.random.default_rng(3))) for loader in loaders)
+    assert len(bucketed) == len(faithful) == loaders[0].num_batches == 49
+    seen = np.concatenate([b.labels for b in bucketed])
+    assert sorted(seen.tolist()) == sorted(np.concatenate([b.labels for b in faithful]).tolist())
+    assert len(set(seen.tolist())) == len(seen)
+    spreads, padded = [], []
+    for batch in bucketed:
+        lengths = np.array([len(strokes[i]) for i in batch.labels])
+        rows = min(-(-lengths.max() // 4) * 4, 23)
+        np.testing.assert_array_equal(batch.strokes, utils.to_stroke5([strokes[i] for i in batch.labels], rows))
+        spreads.append(lengths.max() - lengths.min())
+        padded.append(rows)
+    assert np.mean(spreads) < 3 and np.mean(padded) < 0.7 * 23   # faithful batches span ~20 steps, padded to 23
+
+
+def test_step_seeds_depend_on_the_keys_only():
+    seed = utils.step_seed(5, 0, 2, 17)
+    assert seed.dtype == np.int64 and seed.shape == (2,)
+    np.testing.assert_array_equal(seed, utils.step_seed(5, 0, 2, 17))
+    others = [utils.step_seed(*keys) for keys in ((6, 0, 2, 17), (5, 1, 2, 17), (5, 0, 3, 17), (5, 0, 2, 18))]
+    assert len({tuple(s) for s in others + [seed]}) == 5
 
 
 def test_eval_batches_are_sequential_and_unaugmented():

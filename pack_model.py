@@ -1,0 +1,39 @@
+"""Pack a trained model for inference: model_config.json and a weights-only checkpoint of its best epoch.
+
+    python3 pack_model.py --model_dir=runs/rpcl --output_dir=pretrained/rpcl
+
+The output directory is a --model_dir for sample.py, retrieval.py and visualization.py. It holds the weights and
+the latent mixture without the optimiser's moments (about a third of a training checkpoint), so it cannot be resumed
+with train.py --resume_training: keep the run directory for that.
+"""
+import os
+
+import utils
+
+utils.quiet_tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
+
+from absl import app, flags  # noqa: E402
+
+import model as model_lib  # noqa: E402
+
+
+def define_flags():
+    """The command-line flags, defined only when run as a program."""
+    flags.DEFINE_string('model_dir', None, 'train.py --log_root of the trained model.', required=True)
+    flags.DEFINE_string('output_dir', None, 'Directory for model_config.json and the weights-only checkpoint.',
+                        required=True)
+
+
+@utils.cli_main
+def main(argv):
+    if len(argv) > 1:
+        raise utils.UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+    cfg = flags.FLAGS
+    if os.path.abspath(cfg.model_dir) == os.path.abspath(cfg.output_dir):
+        raise utils.UserError('--output_dir must differ from --model_dir')
+    print(f'wrote {model_lib.save_for_inference(cfg.model_dir, cfg.output_dir)}')
+
+
+if __name__ == '__main__':
+    define_flags()
+    app.run(main)
