@@ -298,8 +298,7 @@ def sample_stroke5(params, temperature, seed):
 def draw_seeds(seed, count):
     """`count` independent stateless seeds [2] int64 split from `seed` (None: (0, 0)). A training step's noise (z,
     dropout masks) comes from its step seed alone, so a resumed run draws what the uninterrupted one drew."""
-    seed = tf.constant([0, 0], tf.int64) if seed is None else tf.cast(seed, tf.int64)
-    return tf.unstack(tf.random.experimental.stateless_split(seed, count))
+    return tf.unstack(tf.random.experimental.stateless_split(rnn.stateless_seed(seed), count))
 
 
 def reparameterise(mu, std, seed):

@@ -127,6 +127,11 @@ def with_deferred_weight_gradients(x_proj, weights, columns, operands):
     return identity(x_proj, *weights)
 
 
+def stateless_seed(seed):
+    """A [2] int64 seed for TensorFlow's stateless random ops: `seed` itself, or (0, 0) when it is None."""
+    return tf.constant([0, 0], tf.int64) if seed is None else tf.cast(seed, tf.int64)
+
+
 class _RecurrentCell(tf.Module):
     """What the three cells share: recurrent dropout, the flat state, __call__ and the time loop.
 
@@ -201,8 +206,7 @@ class _RecurrentCell(tf.Module):
         process; None when dropout is off."""
         if not (training and self.use_recurrent_dropout):
             return None
-        seed = tf.constant([0, 0], tf.int64) if seed is None else seed
-        keep = (tf.random.stateless_uniform([num_steps, batch_size, self.num_units], seed=seed)
+        keep = (tf.random.stateless_uniform([num_steps, batch_size, self.num_units], seed=stateless_seed(seed))
                 < self.dropout_keep_prob)
         return tf.TensorArray(tf.float32, size=num_steps).unstack(tf.cast(keep, tf.float32))
 

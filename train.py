@@ -206,7 +206,7 @@ def run_epoch(train_step, train_set, state, hps, writer, log_every, checkpoints,
     rng = np.random.default_rng([int(state.seed), int(state.epochs_run)])
     start = int(state.batch_in_epoch)
     means, count, skipped, last_save = {}, 0, 0, time.time()
-    bar = tqdm.tqdm(total=train_set.num_batches, initial=start, desc=f'epoch {int(state.epoch) + 1}',
+    bar = tqdm.tqdm(total=train_set.num_batches, initial=start, desc=f'pass {int(state.epochs_run) + 1}',
                     unit='step', dynamic_ncols=True, leave=False)
     for index, batch in enumerate(train_set.epoch(rng)):
         if index < start:
@@ -286,14 +286,19 @@ def train_summary(train_means):
             f"lr {train_means['learning_rate']:.2e}")
 
 
+def close_epoch(state):
+    """Count a finished pass over the training batches: the next one starts a new shuffle from its first batch."""
+    state.epochs_run.assign_add(1)
+    state.batch_in_epoch.assign(0)
+
+
 def end_of_epoch(net, eval_step, sets, state, checkpoints, writer, train_means, max_strikes=MAX_STRIKES):
     """Validate; save and test on improvement, else roll back to the best checkpoint and count a strike.
     Returns the epoch's record (train means, valid and test losses, alive counts, outcome)."""
     _, valid_set, test_set = sets
     step = int(state.step)
     valid, winners = evaluate(eval_step, valid_set, step, int(state.seed))
-    state.epochs_run.assign_add(1)
-    state.batch_in_epoch.assign(0)
+    close_epoch(state)
     alive = alive_counts(net, winners)
     write_scalars(writer, 'Valid_', valid, step)
     write_scalars(writer, '', alive, step)
@@ -360,9 +365,9 @@ def train_and_evaluate(hps, sets, log_root, seed=0, jit_compile=False, log_every
                and int(state.step) < hps.num_steps):
             try:
                 means = run_epoch(train_step, sets[0], state, hps, writer, log_every, checkpoints, checkpoint_minutes)
-                if (int(state.epochs_run) + 1) % hps.save_every and int(state.step) < hps.num_steps:  # validate every save_every-th epoch
-                    state.epochs_run.assign_add(1)
-                    state.batch_in_epoch.assign(0)
+                # validate after every save_every-th epoch (and when num_steps ends the run)
+                if (int(state.epochs_run) + 1) % hps.save_every and int(state.step) < hps.num_steps:
+                    close_epoch(state)
                     continue
                 history.append(end_of_epoch(net, eval_step, sets, state, checkpoints, writer, means, max_strikes))
             except NumericalFault as fault:
