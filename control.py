@@ -32,7 +32,8 @@ import re
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-import sample as sample_lib
+import raster
+import sampling
 import utils
 from model import ALIVE_FRACTION, is_alive
 
@@ -41,7 +42,6 @@ BATCH = 256           # codes encoded or decoded at once
 FONT_SIZE = 14
 GAP = 2               # pixels between tiles
 MARGIN = 6            # pixels around a label
-BACKGROUND = 200      # grey of the gaps between tiles, as sample.strip_image
 MAX_MIX = 3           # categories named in an overview label
 
 Component = collections.namedtuple('Component', 'kind index weight alive')
@@ -52,10 +52,9 @@ LatentPoint.__doc__ = 'A named code [D]; `image` is the real sketch rendered (ui
 # ------------------------------------------------------------------------------------------------ the mixture
 
 def group_weights(net):
-    """(q(i) [I], q(j|i) [J, I]) of an RPCL-pix2seqH model, or None for a flat mixture."""
-    if net.hps.model_type != 'rpclh':
-        return None
-    return net.gmm.de_i.numpy()[:, 0], net.gmm.de_ij.numpy()
+    """(q(i) [I], q(j|i) [J, I]) as numpy of a model with a two-level latent hierarchy, or None."""
+    groups = net.group_weights()
+    return None if groups is None else tuple(np.asarray(w) for w in groups)
 
 
 def check_mixture(net):
@@ -67,7 +66,7 @@ def check_mixture(net):
 def components(net):
     """Every Gaussian and (RPCL-pix2seqH) every group of the model, with its weight and whether it is alive."""
     check_mixture(net)
-    weights, _, _ = sample_lib.latent_gaussians(net)
+    weights, _, _ = sampling.latent_gaussians(net)
     found = [Component('gaussian', k, float(w), bool(a)) for k, (w, a) in enumerate(zip(weights, is_alive(weights)))]
     groups = group_weights(net)
     if groups is not None:
@@ -79,7 +78,8 @@ def components(net):
 def check_component(net, kind, index):
     """UserError unless the model has component `index` of `kind`."""
     if kind == 'group' and group_weights(net) is None:
-        raise utils.UserError(f'a {net.hps.model_type} model has no groups (only rpclh has; use gaussian:K)')
+        raise utils.UserError(f'a {net.hps.model_type} model has no groups (only a latent hierarchy has; '
+                              f'use gaussian:K)')
     count = sum(c.kind == kind for c in components(net))
     if not 0 <= index < count:
         raise utils.UserError(f'{kind}:{index} is out of range: the model has {count} {kind}s (0..{count - 1})')
@@ -88,7 +88,7 @@ def check_component(net, kind, index):
 def component_mean(net, kind, index):
     """m_k of Gaussian k, or the group mean code sum_j q(j|i) m_j of group i; float32 [D]."""
     check_component(net, kind, index)
-    _, means, _ = sample_lib.latent_gaussians(net)
+    _, means, _ = sampling.latent_gaussians(net)
     if kind == 'gaussian':
         return means[index].astype(np.float32)
     _, q_ji = group_weights(net)
@@ -97,11 +97,11 @@ def component_mean(net, kind, index):
 
 def component_codes(net, component, n, rng):
     """n draws from a Gaussian, N(m_k, diag v_k), or from a group, sum_j q(j|i) N(m_j, diag v_j); float32 [n, D]."""
-    weights, means, variances = sample_lib.latent_gaussians(net)
+    weights, means, variances = sampling.latent_gaussians(net)
     if component.kind == 'gaussian':
-        return sample_lib.gmm_codes(n, weights, means, variances, rng, component.index)
+        return sampling.gmm_codes(n, weights, means, variances, rng, component.index)
     _, q_ji = group_weights(net)
-    return sample_lib.gmm_codes(n, q_ji[:, component.index], means, variances, rng)
+    return sampling.gmm_codes(n, q_ji[:, component.index], means, variances, rng)
 
 
 # ------------------------------------------------------------------------------------------------ pictures
@@ -117,7 +117,7 @@ def text_width(text):
 
 
 def tile_grid(images, columns):
-    """Rows of `columns` tiles (the last row padded with white tiles) for sample.strip_image."""
+    """Rows of `columns` tiles (the last row padded with white tiles) for sampling.strip_image."""
     white = np.full_like(images[0], 255)
     tiles = list(images) + [white] * (-len(images) % columns)
     return [tiles[start:start + columns] for start in range(0, len(tiles), columns)]
@@ -127,7 +127,7 @@ def labelled_grid(rows, row_labels=None, column_labels=None):
     """RGB uint8 picture of rows of equal-size uint8 [W, W] tiles with a label left of every row and above every
     column (either may be None)."""
     width = rows[0][0].shape[0]
-    grid = sample_lib.strip_image(rows, GAP)
+    grid = sampling.strip_image(rows, GAP)
     left = max(map(text_width, row_labels)) + 2 * MARGIN if row_labels else 0
     top = FONT_SIZE + 2 * MARGIN if column_labels else 0
     canvas = Image.new('RGB', (left + grid.shape[1], top + grid.shape[0]), 'white')
@@ -141,7 +141,7 @@ def labelled_grid(rows, row_labels=None, column_labels=None):
 
 
 def write_png(path, pixels):
-    utils.atomic_write_bytes(path, sample_lib.png_bytes(pixels))
+    utils.atomic_write_bytes(path, sampling.png_bytes(pixels))
     return path
 
 
@@ -152,7 +152,7 @@ class Drawer:
     tiles(z [N, D], seed) -> uint8 [N, W, W]."""
 
     def __init__(self, net, temperature=0.24, tile_width=96):
-        self.decode = sample_lib.compile_decoder(net, stop_at_eos=True)
+        self.decode = sampling.compile_decoder(net, stop_at_eos=True)
         self.num_steps = net.hps.max_seq_len
         self.temperature = temperature
         self.tile_width = tile_width
@@ -160,14 +160,14 @@ class Drawer:
     def tiles(self, z, seed):
         images = []
         for start in range(0, len(z), BATCH):
-            _, rendered = sample_lib.draw(self.decode, z[start:start + BATCH], self.num_steps, self.temperature,
-                                          sample_lib.derive_seed(seed, start), 1.0, self.tile_width)
+            _, rendered = sampling.draw(self.decode, z[start:start + BATCH], self.num_steps, self.temperature,
+                                          sampling.derive_seed(seed, start), 1.0, self.tile_width)
             images.append(rendered)
         return np.concatenate(images)
 
     def real(self, strokes):
         """Renders of real stroke-3 sketches at the tile width."""
-        return utils.render_fast(strokes, self.tile_width, workers=1)
+        return raster.render_fast(strokes, self.tile_width, workers=1)
 
 
 def check_decoder(net):
@@ -179,9 +179,9 @@ def check_decoder(net):
 
 def winning_labels(net, test_set):
     """{kind: label [N] of every test sketch's encoder mean} (gaussian: argmax gamma, or rpclh's j_label; group:
-    rpclh's i_label), as sample.gaussian_labels."""
-    mu, sigma2 = sample_lib.reference_encodings(net, test_set, np.arange(len(test_set.strokes)), BATCH)
-    labels = sample_lib.gaussian_labels(net, mu, mu, sigma2)
+    rpclh's i_label), as sampling.gaussian_labels."""
+    mu, sigma2 = sampling.reference_encodings(net, test_set, np.arange(len(test_set.strokes)), BATCH)
+    labels = sampling.gaussian_labels(net, mu, mu, sigma2)
     if 'i_label' in labels:
         return {'gaussian': labels['j_label'], 'group': labels['i_label']}
     return {'gaussian': labels['gau_idx']}
@@ -229,7 +229,7 @@ def gallery(net, test_set, output_dir, num_per_component=16, columns=8, temperat
             continue
         key = (kind_code(component.kind), component.index)
         z = component_codes(net, component, num_per_component, np.random.default_rng([seed, *key]))
-        tiles = drawer.tiles(z, sample_lib.derive_seed(seed, *key))
+        tiles = drawer.tiles(z, sampling.derive_seed(seed, *key))
         entry['file'] = f'gallery_{component.kind}_{component.index}.png'
         paths.append(write_png(os.path.join(output_dir, entry['file']), labelled_grid(tile_grid(tiles, columns))))
         rows[component.kind].append((mix_label(component, mix), tile_grid(tiles[:columns], columns)[0]))
@@ -238,7 +238,8 @@ def gallery(net, test_set, output_dir, num_per_component=16, columns=8, temperat
         paths.append(write_png(os.path.join(output_dir, f'gallery_{kind}s.png'), picture))
     settings = dict(temperature=temperature, seed=seed, num_per_component=num_per_component,
                     alive_rule=f'weight > {ALIVE_FRACTION} / K', test_sketches=len(test_set.strokes))
-    paths.append(utils.atomic_write_json(os.path.join(output_dir, 'gallery.json'), dict(settings=settings, components=summary)))
+    summary_path = os.path.join(output_dir, 'gallery.json')
+    paths.append(utils.atomic_write_json(summary_path, dict(settings=settings, components=summary)))
     return paths
 
 
@@ -255,10 +256,10 @@ def reconstruction_pairs(net, test_set, output_dir, pairs_per_category=4, temper
     rng = np.random.default_rng(seed)
     rows, shown = [], {}
     for index, category in enumerate(net.hps.categories):
-        members = sample_lib.category_rows(test_set, index)
+        members = sampling.category_rows(test_set, index)
         picked = np.sort(rng.choice(len(members), min(pairs_per_category, len(members)), replace=False))
-        mu, _ = sample_lib.reference_encodings(net, test_set, members[picked], BATCH)
-        drawn = drawer.tiles(mu.astype(np.float32), sample_lib.derive_seed(seed, index))
+        mu, _ = sampling.reference_encodings(net, test_set, members[picked], BATCH)
+        drawn = drawer.tiles(mu.astype(np.float32), sampling.derive_seed(seed, index))
         real = drawer.real([test_set.strokes[i] for i in members[picked]])
         rows.append([tile for pair in zip(real, drawn) for tile in pair])
         shown[category] = picked.tolist()
@@ -282,14 +283,14 @@ def encoded_sketches(net, test_set, category, indices, drawer):
     if category not in categories:
         raise utils.UserError(f"'{category}' is not one of the model's categories ({', '.join(categories)}), nor "
                               f'gaussian:K or group:I')
-    rows = sample_lib.category_rows(test_set, categories.index(category))
+    rows = sampling.category_rows(test_set, categories.index(category))
     indices = range(len(rows)) if indices is None else indices
     for index in indices:
         if not 0 <= index < len(rows):
             raise utils.UserError(f'{category}:{index} is out of range: {category} has {len(rows)} test sketches '
                                   f'(0..{len(rows) - 1})')
     chosen = rows[list(indices)]
-    mu, _ = sample_lib.reference_encodings(net, test_set, chosen, BATCH)
+    mu, _ = sampling.reference_encodings(net, test_set, chosen, BATCH)
     images = drawer.real([test_set.strokes[r] for r in chosen])
     return [LatentPoint(f'{category}:{i}', code, image) for i, code, image in zip(indices, mu, images)]
 

@@ -10,18 +10,14 @@ latent-mixture updates all-reduce their sufficient statistics and the gradients 
 step on R replicas equals the single-device step on the same global batch up to float rounding. Variables are
 mirrored, so checkpoints hold one copy of each and load into a single-device model and back.
 """
-import contextlib
 import json
 import os
 
 import tensorflow as tf
-from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
-from tensorflow.python.eager import context
 
 import model
 import utils
 
-STRATEGIES = ('default', 'mirrored', 'multi_worker')
 HEARTBEAT_SECONDS = 60  # a worker silent this long is taken for dead (TensorFlow's default 10 s aborts loaded runs)
 
 
@@ -87,7 +83,10 @@ def cluster_config():
 def configure_coordination(cluster):
     """Configure TensorFlow's coordination service as MultiWorkerMirroredStrategy does (leader: the chief, else
     worker 0; chief and workers coordinated), with a heartbeat timeout of HEARTBEAT_SECONDS. The strategy keeps a
-    service configured before it; TensorFlow has no public switch for the timeout."""
+    service configured before it; TensorFlow has no public switch for the timeout, so this one function uses its
+    private API (imported here, only for a multi-worker run)."""
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.eager import context
     jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=len(cluster[job]))
             for job in ('chief', 'worker') if job in cluster]
     leader = '/job:chief/replica:0/task:0' if 'chief' in cluster else '/job:worker/replica:0/task:0'
@@ -97,24 +96,17 @@ def configure_coordination(cluster):
 
 
 def make_strategy(name, devices=''):
-    """The tf.distribute strategy of --strategy (None for 'default'). Call it before anything else runs TensorFlow:
+    """The tf.distribute strategy of --strategy=mirrored or multi_worker. Call it before anything else runs TensorFlow:
     the CPU split and MultiWorkerMirroredStrategy must come before TensorFlow initialises."""
-    if name not in STRATEGIES:
-        raise utils.UserError(f"unknown --strategy '{name}' (one of {', '.join(STRATEGIES)})")
     if devices and name != 'mirrored':
         raise utils.UserError('--devices applies to --strategy=mirrored only (multi_worker uses every local GPU '
                               'of each worker; choose them with CUDA_VISIBLE_DEVICES)')
-    if name == 'default':
-        return None
     if name == 'mirrored':
         return mirrored_strategy(parse_devices(devices))
+    if name != 'multi_worker':
+        raise utils.UserError(f"unknown --strategy '{name}'")
     configure_coordination(cluster_config()['cluster'])
     return tf.distribute.MultiWorkerMirroredStrategy()
-
-
-def scope(strategy):
-    """strategy.scope(), where variables are created mirrored; a no-op context without a strategy."""
-    return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
 
 # ------------------------------------------------------------------------------------------------ workers
@@ -176,8 +168,8 @@ def shared_seed(strategy, seed):
 
 def compile_steps(strategy, net, batch_size, max_seq_len, image_size):
     """Distributed train and eval steps with model.compile_steps' interface: each takes the global batch (strokes
-    [B, T+1, 5], the model's image_spec input, step, seed) and returns the losses averaged over the replicas (eval also the
-    winners of every code, in batch order). The model's batch statistics become the global batch's
+    [B, T+1, 5], the model's image_spec input, step, seed) and returns the losses averaged over the replicas (eval
+    also the winners of every code, in batch order). The model's batch statistics become the global batch's
     (model.ReplicaBatch)."""
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:

@@ -20,15 +20,14 @@ import tempfile
 
 import tensorflow as tf
 
-import model as model_lib
+import family
 import utils
 
-IMAGE_MODELS = ('rpcl', 'rpclh', 'ia')
-STROKE_MODELS = ('sketch_rnn',)
+EXPORTABLE_INPUTS = ('image', 'strokes')   # encoder inputs an exported function can take (not patch graphs)
 
 
 def exported_module(net, hps):
-    """A tf.Module holding the model's parts (model.restore_model's model has no optimiser), the metadata and the
+    """A tf.Module holding the model's parts (family.restore_model's model has no optimiser), the metadata and the
     three functions."""
     module = tf.Module(name='exported')
     module.parts = {name: part for name, part in vars(net).items() if isinstance(part, (tf.Module, tf.Variable))}
@@ -40,7 +39,7 @@ def exported_module(net, hps):
 
     def encode(inputs):
         """{mu, sigma2} of q(z|x), and gamma [N, K] of z = mu for models with a latent mixture."""
-        mu, sigma2 = net.encode(*split_inputs(hps, inputs))
+        mu, sigma2 = net.encode(*split_inputs(net, inputs))
         out = {'mu': mu, 'sigma2': sigma2}
         if net.mixture_weights() is not None:
             out['gamma'] = net.responsibilities(mu)
@@ -58,36 +57,37 @@ def exported_module(net, hps):
     module.generate = tf.function(generate, input_signature=[
         tf.TensorSpec([None, hps.z_size], tf.float32, name='z'), *scalars, tf.TensorSpec([], tf.int32, 'max_len')])
     if net.decoder.conditional:
-        module.encode = tf.function(encode, input_signature=[input_spec(hps)])
-        module.reconstruct = tf.function(reconstruct, input_signature=[input_spec(hps), *scalars])
+        module.encode = tf.function(encode, input_signature=[input_spec(net)])
+        module.reconstruct = tf.function(reconstruct, input_signature=[input_spec(net), *scalars])
     return module
 
 
-def input_spec(hps):
-    """images float32 [N, W, W] for image models, stroke-5 float32 [N, T + 1, 5] for sketch_rnn."""
-    if hps.model_type in STROKE_MODELS:
+def input_spec(net):
+    """images float32 [N, W, W] for models that encode images, stroke-5 float32 [N, T + 1, 5] for stroke encoders."""
+    hps = net.hps
+    if net.encoder_input == 'strokes':
         return tf.TensorSpec([None, hps.max_seq_len + 1, 5], tf.float32, name='strokes')
     return tf.TensorSpec([None, hps.png_width, hps.png_width], tf.float32, name='images')
 
 
-def split_inputs(hps, inputs):
+def split_inputs(net, inputs):
     """(strokes, images) for the model's encode from the one input of the exported functions."""
-    if hps.model_type in STROKE_MODELS:
+    if net.encoder_input == 'strokes':
         return inputs, None
     return None, inputs
 
 
-def check_exportable(hps):
-    if hps.model_type not in IMAGE_MODELS + STROKE_MODELS:
-        raise utils.UserError(f'a {hps.model_type} model cannot be exported (its encoder reads patch graphs); '
-                              f"export one of {', '.join(IMAGE_MODELS + STROKE_MODELS)}")
+def check_exportable(net):
+    if net.encoder_input not in EXPORTABLE_INPUTS:
+        raise utils.UserError(f'a {net.hps.model_type} model cannot be exported: its encoder reads '
+                              f"{net.encoder_input} inputs (exportable: {', '.join(EXPORTABLE_INPUTS)})")
 
 
 def export(model_dir, export_dir):
     """Write the SavedModel of the run in model_dir to export_dir (a new directory, written whole or not at all).
     Returns the model's hparams."""
-    net, hps = model_lib.restore_model(model_dir)
-    check_exportable(hps)
+    net, hps = family.restore_model(model_dir)
+    check_exportable(net)
     if os.path.exists(export_dir):
         raise utils.UserError(f'--export_dir {export_dir} already exists; choose a new directory')
     parent = os.path.dirname(os.path.abspath(export_dir))

@@ -1,4 +1,4 @@
-"""RPCL-pix2seq in native TensorFlow 2 (SPEC.md §3, §13, §14).
+"""RPCL-pix2seq in native TensorFlow 2 (docs/model.md#rpcl-pix2seq, #implementation-notes, #shapes).
 
 Reads top to bottom: initialisers and layers, the CNN encoder q(z|x), the deconv regulariser, the stroke decoder
 with its mixture density output, the reconstruction loss, the latent Gaussian mixture (E-step, EM and RPCL
@@ -7,16 +7,13 @@ M-steps, KL terms), the schedules, Adam, and the model that ties them into one c
 Everything is a `tf.Module` holding plain `tf.Variable`s, so one `tf.train.Checkpoint` saves the weights, the
 non-trainable latent GMM (`de_alpha`, `de_mu`, `de_sigma2`) and the optimiser slots together.
 """
-import importlib
 import math
-import os
 
 import numpy as np
 import tensorflow as tf
 
+import dataset
 import rnn
-import spgra_data
-import utils
 
 NUM_MDN = 20            # M: components of the stroke decoder's mixture density output (hparam mdn_components)
 ETA = 0.05              # smoothing rate of every latent-GMM update: p <- (1 - ETA) p + ETA p_hat
@@ -30,7 +27,7 @@ ORIGINAL_PI = 3.1416    # the original's constant in the Gaussian normaliser
 # ------------------------------------------------------------------------------------------------ layers
 
 def conv_stddev(kernel_shape, init):
-    """Std of a conv kernel: 'original' sqrt(2 / kernel_shape[0]) (QUIRK: the kernel height), 'he' sqrt(2 / fan_in)."""
+    """Std of a conv kernel: 'original' sqrt(2 / kernel_shape[0]) (Q6: the kernel height), 'he' sqrt(2 / fan_in)."""
     if init == 'original':
         return math.sqrt(2.0 / kernel_shape[0])
     fan_in = kernel_shape[0] * kernel_shape[1] * kernel_shape[2]
@@ -234,7 +231,7 @@ class StrokeDecoder(tf.Module):
         return tf.concat([out, padding], axis=1)
 
 
-# ------------------------------------------------------------------------------------------------ mixture density output
+# ---------------------------------------------------------------------------------------- mixture density output
 
 def mdn_coefficients(params):
     """Split [.., 3 + 6M]: pen logits, then M-blocks pi-logits, mu_x, mu_y, log sigma_x, log sigma_y, rho-pre."""
@@ -255,7 +252,7 @@ def bivariate_normal(x, y, mu_x, mu_y, sigma_x, sigma_y, rho):
 def reconstruction_loss(params, targets, mask_pen):
     """lil_loss = (1/B) sum_b sum_t [L_s + L_p]; L_s = -log(sum_k pi_k N_k + 1e-6) (1 - p3); L_p = pen CE.
 
-    `mask_pen`: multiply L_p by (1 - p3) too (eval mode); training leaves it unmasked (QUIRK 10)."""
+    `mask_pen`: multiply L_p by (1 - p3) too (eval mode); training leaves it unmasked (Q10)."""
     coef = mdn_coefficients(params)
     dx, dy, pen = targets[..., 0:1], targets[..., 1:2], targets[..., 2:5]
     density = bivariate_normal(dx, dy, coef['mu_x'], coef['mu_y'], coef['sigma_x'], coef['sigma_y'], coef['rho'])
@@ -277,14 +274,17 @@ def image_loss(images, recon, kind='square'):
 # ------------------------------------------------------------------------------------------------ sampling
 
 def sample_stroke5(params, temperature, seed):
-    """Draw one stroke-5 row per sketch from MDN parameters [N, 3 + 6M] (SPEC §7.3).
+    """Draw one stroke-5 row per sketch from MDN parameters [N, 3 + 6M] (docs/model.md#decoding-and-temperature).
 
     pi and pen probabilities are tempered, p' ∝ exp(log p / tau); the offset is Gaussian with std sigma * tau and
     correlation rho. `seed` is a stateless [2] seed, so a fixed seed reproduces the draw exactly."""
     coef = mdn_coefficients(params)
     normal = tf.random.stateless_normal([tf.shape(params)[0], 2], seed=seed)
     k = tf.random.stateless_categorical(coef['log_pi'] / temperature, 1, seed=seed + [0, 1])[:, 0]
-    pick = lambda a: tf.gather(a, k, axis=1, batch_dims=1)
+
+    def pick(a):
+        return tf.gather(a, k, axis=1, batch_dims=1)
+
     mu_x, mu_y, rho = pick(coef['mu_x']), pick(coef['mu_y']), pick(coef['rho'])
     sx, sy = pick(coef['sigma_x']) * temperature, pick(coef['sigma_y']) * temperature
     dx = mu_x + sx * normal[:, 0]
@@ -409,7 +409,7 @@ def clip_renormalise(gamma, floor=GAMMA_FLOOR):
 def e_step(z, de_alpha, de_mu, de_sigma2, stable=False):
     """gamma_bk = alpha_k N_bk / sum_j alpha_j N_bj, clipped to [1e-5, 1] and renormalised.
 
-    Original (QUIRK 7): exp of the float32 log-density in float64, no log-sum-exp, so rows whose log-densities are
+    Original (Q7): exp of the float32 log-density in float64, no log-sum-exp, so rows whose log-densities are
     all below about -745 underflow to a uniform gamma. `stable=True` normalises in log space instead."""
     log_n = log_gaussian(z, de_mu, de_sigma2)
     if stable:
@@ -516,12 +516,16 @@ class Adam(tf.Module):
 # ------------------------------------------------------------------------------------------------ the model
 
 class SketchModel(tf.Module):
-    """The training and eval steps every family member shares. A subclass defines `losses(strokes, images, step,
-    training) -> (losses dict, new non-trainable state or None, posterior over latent components [B, K])`,
-    `learning_rate(step)` and `assign_state(state)`, and owns `optimizer`.
+    """The interface every model type implements (docs/model_interface.md); callers ask the model, never its
+    model_type. A subclass defines `losses(strokes, images, step, training, seed) -> (losses dict, new
+    non-trainable state or None, posterior over latent components [B, K])`, `learning_rate(step)`, `encode` and,
+    with a latent mixture, `mixture_weights`, `gaussian_index`, `labels` and `assign_state`; it owns `hps`,
+    `decoder` (a StrokeDecoder: `generate` draws sketches from codes) and `optimizer`.
 
     `batch` takes every statistic over the batch (latent-mixture updates, gradients): LOCAL_BATCH on one device,
     a ReplicaBatch when the steps run as replicas of a tf.distribute strategy (distributed.py)."""
+
+    encoder_input = 'image'   # what encode() reads: 'image' (rasterised sketches), 'strokes' or 'graph' (patches)
 
     batch = LOCAL_BATCH
 
@@ -557,6 +561,34 @@ class SketchModel(tf.Module):
     def image_spec(self, batch_size, image_size):
         """The image input of the compiled steps: float32 [B, W, W] in [-1, 1]."""
         return tf.TensorSpec([batch_size, image_size, image_size], tf.float32)
+
+    @classmethod
+    def load_splits(cls, data_dir, hps):
+        """(train, valid, test, hps with max_seq_len) loaders of what the model reads: stroke-5 batches, with their
+        images when the encoder reads images (docs/model.md#data)."""
+        return dataset.load_dataset(data_dir, hps, png_required=cls.encoder_input == 'image')
+
+    def encode(self, strokes, images):
+        """q(z|x) of a batch: (mu [B, D], sigma2 [B, D]), read from the input named by `encoder_input`."""
+        raise NotImplementedError
+
+    def mixture_weights(self):
+        """Prior weights of the latent Gaussians [K], or None for a model without a latent mixture."""
+        return None
+
+    def group_weights(self):
+        """(q(i) [I], q(j|i) [J, I]) of a two-level latent hierarchy, or None."""
+        return None
+
+    def gaussian_index(self, z):
+        """The latent Gaussian of each code z [N, D] (int64 [N]); 0 for every code without a latent mixture."""
+        return tf.zeros([tf.shape(z)[0]], tf.int64)
+
+    def labels(self, z, mu, sigma2, transient=False):
+        """{sample file prefix: int64 labels [N]} of codes z [N, D] whose references have encoder outputs (mu,
+        sigma2); {} without a latent mixture. `transient` only matters for RPCL-pix2seqH."""
+        del z, mu, sigma2, transient
+        return {}
 
     def eval_step(self, strokes, images, step, seed):
         """Validation losses (dropout off; models that sample z in validation draw it from `seed`), the
@@ -600,6 +632,11 @@ class RPCLPix2Seq(SketchModel):
     def gaussian_index(self, z):
         """Hard label argmax_k gamma_k(z) under the stored GMM."""
         return tf.argmax(self.responsibilities(z), axis=1)
+
+    def labels(self, z, mu, sigma2, transient=False):
+        """{'gau_idx': argmax_k gamma_k(z)} under the stored GMM."""
+        del mu, sigma2, transient
+        return {'gau_idx': self.gaussian_index(z)}
 
     def learning_rate(self, step):
         return learning_rate(step, self.hps)
@@ -648,57 +685,3 @@ def compile_steps(model, batch_size, max_seq_len, image_size, jit_compile=False,
     train = tf.function(model.train_step, input_signature=None if bucketed else signature, jit_compile=jit_compile)
     evaluate = tf.function(model.eval_step, input_signature=signature, jit_compile=jit_compile)
     return train, evaluate
-
-
-# model_type -> (module, class); the other family members live in their own modules, which import this one
-MODEL_TYPES = {'rpcl': ('model', 'RPCLPix2Seq'), 'rpclh': ('model_rpclh', 'RPCLPix2SeqH'),
-               'ia': ('model_ia', 'IAPix2Seq'), 'sketch_rnn': ('model_sketch_rnn', 'SketchRNN'),
-               'spgra': ('model_spgra', 'SPGra2Seq')}
-
-
-def load_splits(data_dir, hps):
-    """(train, valid, test, hps with max_seq_len) loaders of what a model of hps.model_type reads: stroke-5 batches
-    with their images (none for sketch_rnn), or for spgra the patch graphs of the strokes (SPEC §6.1)."""
-    if hps.model_type == 'spgra':
-        return spgra_data.load_graph_dataset(data_dir, hps)
-    return utils.load_dataset(data_dir, hps, png_required=hps.model_type != 'sketch_rnn')
-
-
-def build_model(hps):
-    """The model named by hps.model_type."""
-    if hps.model_type not in MODEL_TYPES:
-        raise utils.UserError(f"unknown model_type '{hps.model_type}' (one of {', '.join(sorted(MODEL_TYPES))})")
-    module, name = MODEL_TYPES[hps.model_type]
-    return getattr(importlib.import_module(module), name)(hps)
-
-
-def restore_model(model_dir):
-    """Rebuild a trained model for inference from <model_dir>/model_config.json and its best checkpoint (a train.py
-    checkpoint, or a weights-only one of save_for_inference): (model without optimiser, hps)."""
-    config_path = os.path.join(model_dir, 'model_config.json')
-    if not os.path.exists(config_path):
-        raise utils.UserError(f'no model_config.json in {model_dir} (is it a train.py --log_root?)')
-    hps = utils.load_hparams_json(config_path)
-    path = tf.train.latest_checkpoint(model_dir)
-    if path is None:
-        raise utils.UserError(f'no checkpoint in {model_dir}: train.py saves one after the first improving epoch')
-    net = build_model(hps)
-    del net.optimizer   # inference reads the weights and the latent mixture; saved Adam moments are skipped
-    try:
-        tf.train.Checkpoint(model=net).restore(path).expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as err:
-        raise utils.UserError(f'checkpoint {path} does not match {config_path}: {str(err).splitlines()[0]}')
-    return net, hps
-
-
-def save_for_inference(model_dir, output_dir):
-    """Write <output_dir>/model_config.json and a checkpoint of the best model of <model_dir> holding only what
-    inference reads (weights, latent mixture; no Adam moments, a third of a training checkpoint), under the same
-    vector-<epoch> name. Returns the checkpoint path."""
-    net, hps = restore_model(model_dir)
-    epoch = int(tf.train.latest_checkpoint(model_dir).rsplit('-', 1)[1])
-    utils.make_output_dir(output_dir, '--output_dir')
-    utils.save_hparams_json(hps, os.path.join(output_dir, 'model_config.json'))
-    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=net), output_dir, max_to_keep=1,
-                                         checkpoint_name='vector')
-    return manager.save(checkpoint_number=epoch)

@@ -1,4 +1,5 @@
-"""IA-pix2seq: RPCL-pix2seq with the latent mixture learned by Bayesian Ying-Yang harmony learning (SPEC.md §5).
+"""IA-pix2seq: RPCL-pix2seq with the latent mixture learned by Bayesian Ying-Yang harmony learning
+(docs/model.md#ia-pix2seq).
 
 Instead of RPCL's winner/rival weights, each code's responsibilities gamma are reweighted by how well each Gaussian
 fits it compared with the gamma-average, w = gamma (1 + delta): better than average is reinforced, worse is
@@ -6,7 +7,7 @@ de-learned, an automatic soft rival penalisation. The M-step reads the sampled c
 encoder variance is floored at 0.1, and the prior terms are cross-entropies (the harmony objective has no entropy
 term). Encoder, decoders, cells, Adam, the flat mixture `gmm` and the training step are RPCL-pix2seq's (model.py).
 
-The released original cannot run (its constructor calls a build method that does not exist, QUIRK 15); this is
+The released original cannot run (its constructor calls a build method that does not exist, Q15); this is
 the model that code describes. Its `tf.set_random_seed(1234)` is not reproduced: train.py seeds the run.
 """
 import math
@@ -87,7 +88,7 @@ def gaussian_cross_entropy(gamma, mu, sigma2, de_mu, de_sigma2):
 def steps_per_epoch(hps):
     """S_epoch = num_per_category * len(categories) / B (the original's `epoch_per_step`). The original assumes every
     category has num_per_category training sketches; when there are fewer (e.g. the bundled 340 per category), the
-    real number of training sketches, hps.train_size as computed by utils.load_dataset, is used instead."""
+    real number of training sketches, hps.train_size as computed by dataset.load_dataset, is used instead."""
     assumed = hps.num_per_category * len(hps.categories)
     real = hps.train_size if hps.train_size > 0 else assumed
     return min(assumed, real) / hps.batch_size
@@ -105,7 +106,8 @@ class IAPix2Seq(model.RPCLPix2Seq):
     samples z (no z = mu) at s = 1e5 with the pen loss masked; `winners` and `labels` are argmax_k of the harmony
     weights (the original's `code_label`); `gaussian_index` is argmax_k gamma under the stored mixture.
 
-    `semi_percent` and `semi_balanced` are accepted and change nothing, as in the original (SPEC §4.7, §5)."""
+    `semi_percent` and `semi_balanced` are accepted and change nothing, as in the original
+    (docs/model.md#semi-supervision-flags, #ia-pix2seq)."""
 
     def encode(self, strokes, images):
         """(mu, sigma2) of q(z|x), sigma2 clipped to [0.1, 1e5]; `strokes` is unused."""
@@ -117,10 +119,12 @@ class IAPix2Seq(model.RPCLPix2Seq):
         """gamma [N, K] of codes z under the stored mixture (gaussian_index is its argmax)."""
         return e_step(z, *self.gmm.params())
 
-    def labels(self, z, sigma2):
-        """argmax_k of the harmony weights w(z) for codes z with encoder variances sigma2 (the original's label)."""
+    def labels(self, z, mu, sigma2, transient=False):
+        """{'gau_idx': argmax_k of the harmony weights w(z)} for codes z with encoder variances sigma2 (the original's
+        label)."""
+        del mu, transient
         gamma = e_step(z, *self.gmm.params())
-        return tf.argmax(harmony_weights(gamma, sigma2, self.gmm.de_sigma2), axis=1)
+        return {'gau_idx': tf.argmax(harmony_weights(gamma, sigma2, self.gmm.de_sigma2), axis=1)}
 
     def losses(self, strokes, images, step, training, seed=None):
         """One forward pass: (losses, updated mixture, harmony weights w). z is sampled in training and validation."""

@@ -1,4 +1,4 @@
-"""RPCL-pix2seqH: RPCL-pix2seq with a two-level latent hierarchy (SPEC.md §4).
+"""RPCL-pix2seqH: RPCL-pix2seq with a two-level latent hierarchy (docs/model.md#rpcl-pix2seqh).
 
 Level k: J Gaussians N(m_j, diag v_j) (`de_mu`, `de_sigma2`, the README's "specific patterns"). Level l: I groups
 (the "general patterns") with weights q(i) (`de_i`) and mixing columns q(j|i) (`de_ij`); the prior over Gaussians is
@@ -204,7 +204,8 @@ class RPCLPix2SeqH(model.RPCLPix2Seq):
     RPCL-pix2seq; `eval_step`'s winners and `gaussian_index` are level-k labels under the stored parameters.
 
     `semi_percent` and `semi_balanced` are accepted and change nothing: the original builds a label mask from them
-    but never feeds it to the model (SPEC §4.7), so the released method is fully unsupervised."""
+    but never feeds it to the model (docs/model.md#semi-supervision-flags), so the released method is fully
+    unsupervised."""
 
     def make_prior(self, hps):
         """The hierarchy: I = num_layer_i groups over J = num_layer_j Gaussians (I must equal J)."""
@@ -214,17 +215,23 @@ class RPCLPix2SeqH(model.RPCLPix2Seq):
         """q(j) = sum_i q(j|i) q(i), [J]."""
         return tf.matmul(self.gmm.de_ij, self.gmm.de_i)[:, 0]
 
+    def group_weights(self):
+        """(q(i) [I], q(j|i) [J, I])."""
+        return self.gmm.de_i[:, 0], self.gmm.de_ij
+
     def labels(self, z, mu, sigma2, transient=False):
-        """(i_label, j_label) of codes z [N, D]: argmax p(i|z) and argmax p(j|z) under the stored parameters, or with
-        transient=True after one EM update on this batch as the original's sampling does (QUIRK 14, SPEC §4.6;
-        mu and sigma2 are the encoder outputs of the codes' images and only matter then; nothing is stored)."""
+        """{'i_label': group, 'j_label': Gaussian} of codes z [N, D]: argmax p(i|z) and argmax p(j|z) under the stored
+        parameters, or with transient=True after one EM update on this batch as the original's sampling does (Q14,
+        docs/model.md#hierarchy-labels; mu and sigma2 are the encoder outputs of the codes' images and only matter then;
+        nothing is stored)."""
         if transient:
             posteriors, _ = hierarchy_update(z, mu, sigma2, self.gmm.params(), tf.constant(False))
-            return tf.argmax(posteriors['p_i'], axis=1), tf.argmax(posteriors['p_j'], axis=1)
+            return {'i_label': tf.argmax(posteriors['p_i'], axis=1), 'j_label': tf.argmax(posteriors['p_j'], axis=1)}
         de_mu, de_sigma2, q_i, q_ji = self.gmm.params()
         density = scaled_density(z, de_mu, de_sigma2)
         p_i = level_l_posterior(density, q_i, q_ji)
-        return tf.argmax(p_i, axis=1), tf.argmax(level_k_posterior(density, tf.matmul(q_ji, q_i)), axis=1)
+        return {'i_label': tf.argmax(p_i, axis=1),
+                'j_label': tf.argmax(level_k_posterior(density, tf.matmul(q_ji, q_i)), axis=1)}
 
     def responsibilities(self, z):
         """Level-k posterior p(j|z) ∝ q(j) p(z|j) [N, J] under the stored parameters (gaussian_index is its

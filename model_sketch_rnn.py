@@ -1,4 +1,4 @@
-"""sketch-rnn (Ha & Eck 2017) as magenta defines it: the family's baseline (SPEC.md §15).
+"""sketch-rnn (Ha & Eck 2017) as magenta defines it: the family's baseline (docs/model.md#sketch-rnn).
 
 Conditional (default): a bi-directional RNN reads the real rows of the sketch, its final h states give
 mu and the log-variance presig of q(z|x) = N(mu, exp(presig)), and z initialises and conditions the stroke decoder.
@@ -9,7 +9,7 @@ Differences from RPCL-pix2seq, all magenta's: the reconstruction loss is average
 KL to N(0, I) is floored at kl_tolerance and annealed from kl_weight_start to kl_weight, lr decays per step (no /3),
 Adam beta1 = 0.9, and the decoder's FC layers use magenta's initialisers.
 
-Validation is magenta's trainer's (faithful, QUIRK §15.5): z is sampled, the pen loss is not masked and the KL is
+Validation is magenta's trainer's (faithful, Q25): z is sampled, the pen loss is not masked and the KL is
 weighted by kl_weight_start (0.01), the never-fed weight of magenta's eval model. `loss` is then magenta's
 Valid_Cost and `lil_loss` its reconstruction part r_cost.
 """
@@ -82,6 +82,8 @@ class StrokeEncoder(tf.Module):
 class SketchRNN(model.SketchModel):
     """sketch-rnn: stroke encoder -> (mu, presig) -> z -> stroke decoder, trained on r_cost + kl_w(s) KL_used."""
 
+    encoder_input = 'strokes'
+
     def __init__(self, hps, name='sketch_rnn'):
         super().__init__(name=name)
         self.hps = hps
@@ -108,18 +110,10 @@ class SketchRNN(model.SketchModel):
         mu, presig = self.latent(strokes, training=False)
         return mu, tf.exp(presig)
 
-    def mixture_weights(self):
-        """No latent mixture: None."""
-        return None
-
-    def gaussian_index(self, z):
-        """No latent mixture: every code gets index 0."""
-        return tf.zeros([tf.shape(z)[0]], tf.int64)
-
     def losses(self, strokes, images, step, training, seed=None):
         """(r_cost (mean over B·T, pen loss unmasked), KL_used, the KL weight and the total cost; no state; a single
         dummy component). z is sampled in training and validation alike; validation weighs the KL by
-        kl_weight_start (QUIRK §15.5)."""
+        kl_weight_start (Q25)."""
         del images
         hps = self.hps
         encoder_seed, z_seed, decoder_seed = model.draw_seeds(seed, 3)

@@ -1,4 +1,5 @@
-"""SP-gra2seq: a sketch as a graph of patches -> patch CNN -> GCN -> z -> sketch-rnn decoder (SPEC.md §6.3, §6.4).
+"""SP-gra2seq: a sketch as a graph of patches -> patch CNN -> GCN -> z -> sketch-rnn decoder
+(docs/model.md#graph-encoder, #sp-gra2seq-losses).
 
 Node 0 is the whole sketch, nodes 1..G-1 its patches (spgra_data.py builds them). A bias-free CNN of 2x2 stride-2
 convolutions embeds every node (e, 512 numbers). Patches are linked by *synonymous proximity*: each patch links to
@@ -120,7 +121,7 @@ def adjacency(patches, validity):
     """Row-normalised adjacency [B, G, G] from raw patch embeddings [B, G-1, F] and the validity mask [B, G-1, G-1].
 
     Row 0 = (1, 0, ..., 0): the whole-sketch node sees itself only. Row i >= 1 = (0.5 v_i, A_i . * valid_i .), with
-    A = neighbour_weights(cos(patches, patches)) and v_i = valid_i0 (QUIRK: if patch 0 is masked no patch links to
+    A = neighbour_weights(cos(patches, patches)) and v_i = valid_i0 (Q16: if patch 0 is masked no patch links to
     the whole sketch). Each row is divided by its sum + 1e-10."""
     links = neighbour_weights(cosine_similarity(patches, patches)) * validity
     count = tf.shape(patches)[0]
@@ -186,6 +187,13 @@ class SPGra2Seq(model.SketchModel):
     """Graph encoder, synonymous-proximity clustering and the LSTM stroke decoder of SP-gra2seq. The image input of
     the steps is the pair (nodes uint8 [B, G, P, P], validity [B, G-1, G-1]) of spgra_data.GraphLoader."""
 
+    encoder_input = 'graph'
+
+    @classmethod
+    def load_splits(cls, data_dir, hps):
+        """Loaders whose batches carry the patch graphs of the strokes (docs/model.md#sp-gra2seq)."""
+        return spgra_data.load_graph_dataset(data_dir, hps)
+
     def __init__(self, hps, name='sp_gra2seq'):
         super().__init__(name=name)
         spgra_data.check_graph_hparams(hps)
@@ -219,14 +227,6 @@ class SPGra2Seq(model.SketchModel):
         del strokes
         mu, logvar, _, _ = self.encoder(*images, training=False)
         return mu, tf.exp(logvar)
-
-    def mixture_weights(self):
-        """No latent mixture: None."""
-        return None
-
-    def gaussian_index(self, z):
-        """No latent mixture: every code gets index 0."""
-        return tf.zeros([tf.shape(z)[0]], tf.int64)
 
     def starting_centroids(self, patches):
         """The stored centroids; before the first training step, the first N_c patch embeddings of the batch (the

@@ -14,7 +14,7 @@ utils.quiet_tensorflow_startup()   # before TensorFlow is imported: it reads the
 
 from absl import app, flags  # noqa: E402
 
-import model as model_lib  # noqa: E402
+import family  # noqa: E402
 
 
 def define_flags():
@@ -31,7 +31,7 @@ def main(argv):
     cfg = flags.FLAGS
     if os.path.abspath(cfg.model_dir) == os.path.abspath(cfg.output_dir):
         raise utils.UserError('--output_dir must differ from --model_dir')
-    print(f'wrote {model_lib.save_for_inference(cfg.model_dir, cfg.output_dir)}')
+    print(f'wrote {family.save_for_inference(cfg.model_dir, cfg.output_dir)}')
 
 
 if __name__ == '__main__':

@@ -1,6 +1,6 @@
-"""The reproduction study (README "Results"): do the papers' claims hold on real QuickDraw data at an equal budget?
+"""The reproduction study (docs/results.md): do the papers' claims hold on real QuickDraw data at an equal budget?
 
-    python3 reproduce.py --output_dir=runs/repro --docs_dir=docs    # the README table and figures (~1 h here)
+    python3 reproduce.py --output_dir=runs/repro --docs_dir=docs    # docs/results.md's table, figures (~1 h)
     python3 reproduce.py --output_dir=runs/repro_tiny --tiny        # the whole chain on a toy budget (~1 min)
 
 One command runs the chain of the project's own programs, each as the subprocess a user would type (all of them
@@ -13,64 +13,32 @@ are written to <output_dir>/commands.sh with their logs beside):
      encoder mean of the reference).
 Then, in this process, with the library functions behind retrieval.py and visualization.py: Rec and Ret@1/10/50
 of each run, the alive Gaussians and losses of every validation from the TensorBoard events, and the t-SNE maps.
-Outputs: <output_dir>/results.json and results.md (the table), and four figures (alive Gaussians and losses over
+Outputs: <output_dir>/results.json and results_table.md (the table), and four figures (alive Gaussians and losses over
 training, references beside generated sketches, t-SNE maps), also copied into --docs_dir if given.
 A finished run (its result.json) is kept when the command is run again; an interrupted one resumes from its last
 save. With --seed and op determinism every train.py run repeats bit for bit on the same machine.
 """
 import os
 
+import hyperparams
 import utils
 
 utils.quiet_tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
 
-import glob  # noqa: E402
-import json  # noqa: E402
-import shlex  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 
-import matplotlib  # noqa: E402
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
-from PIL import Image  # noqa: E402
 
-import classifier  # noqa: E402
-import model as model_lib  # noqa: E402
-import retrieval  # noqa: E402
-import sample  # noqa: E402
-import visualization  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-MODELS = ('sketch_rnn', 'rpcl', 'ia', 'rpclh')
-LABELS = dict(sketch_rnn='sketch-rnn', rpcl='RPCL-pix2seq', ia='IA-pix2seq', rpclh='RPCL-pix2seqH')
-# Every model gets the same decoder (LSTM 256: a HyperLSTM 256 step costs 3x as much here), z size and batch; the
-# latent mixtures start with K = 10 Gaussians for 5 categories (rpclh: I = J = 10).
-STUDY = dict(
-    categories='bee,bus,car,cat,flower', seeds='1,2', epochs=30, classifier_epochs=30,
-    hparams='dec_model=lstm, dec_rnn_size=256, z_size=64, batch_size=64, num_mixture=5, num_sub=2, '
-            'num_layer_i=10, num_layer_j=10')
-TINY = dict(
-    categories='bee,bus', seeds='1', epochs=1, classifier_epochs=1,
-    hparams='dec_model=lstm, dec_rnn_size=32, enc_rnn_size=32, z_size=8, batch_size=16, num_mixture=2, '
-            'num_sub=2, num_layer_i=3, num_layer_j=3, num_per_category=24')
-KNN = 5   # neighbours of the latent-space category accuracy
-FIGURES = ('repro_training.png', 'repro_grid.png', 'repro_tsne.png', 'repro_tsne_thumbnails.jpg')
-TRAINING_TAGS = dict(alive_win='Alive_Gaussians_Win', alive_alpha='Alive_Gaussians_Alpha',
-                     valid_lil='Valid_Reconstr_Cost', train_lil='Train_Reconstr_Cost')
+import rec_classifier  # noqa: E402
+import study  # noqa: E402
 
 
 def define_flags():
     """The command-line flags, defined only when run as a program."""
     flags.DEFINE_string('output_dir', 'runs/repro', 'Where the data, runs, results and figures go.')
     flags.DEFINE_string('data_dir', 'data', 'Directory holding <category>.npz (stroke-3, train/valid/test).')
-    flags.DEFINE_string('docs_dir', '', 'Also copy the figures and results.md here (the README uses docs).')
-    flags.DEFINE_list('models', list(MODELS), 'model_types to train, in table order.')
+    flags.DEFINE_string('docs_dir', '', 'Also copy the figures and results_table.md here (docs/results.md shows them).')
+    flags.DEFINE_list('models', list(study.MODELS), 'model_types to train, in table order.')
     flags.DEFINE_list('seeds', None, 'Seeds: every model is trained once per seed (default 1,2; --tiny: 1).')
     flags.DEFINE_list('categories', None, 'Categories (default bee,bus,car,cat,flower; --tiny: bee,bus).')
     flags.DEFINE_integer('epochs', None, 'Training epochs per run, the same for every model (default 30; --tiny 1).',
@@ -78,313 +46,17 @@ def define_flags():
     flags.DEFINE_boolean('tiny', False, 'Toy sizes and budget: checks that the whole chain works (CI).')
 
 
-# ------------------------------------------------------------------------------------------------ running programs
-
-class Chain:
-    """Runs the project's programs as subprocesses, logging each command to commands.sh and its output beside."""
-
-    def __init__(self, output_dir):
-        utils.make_output_dir(output_dir, '--output_dir')
-        self.output_dir = output_dir
-        self.log_dir = os.path.join(output_dir, 'logs')
-        os.makedirs(self.log_dir, exist_ok=True)
-        with open(os.path.join(output_dir, 'commands.sh'), 'a', encoding='utf-8') as f:
-            f.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}: python3 reproduce.py {' '.join(sys.argv[1:])}\n")
-
-    def run(self, name, program, **flag_values):
-        """Run `python3 <program> --flag=value ...`; returns its wall time in seconds. UserError naming the program
-        and the last line it printed when it fails."""
-        command = [sys.executable, os.path.join(HERE, program)] + [f'--{k}={v}' for k, v in flag_values.items()]
-        shown = ' '.join(shlex.quote(part) for part in ['python3', program] + command[2:])
-        with open(os.path.join(self.output_dir, 'commands.sh'), 'a', encoding='utf-8') as f:
-            f.write(shown + '\n')
-        print(f'$ {shown}', flush=True)
-        log_path = os.path.join(self.log_dir, f'{name}.log')
-        start = time.time()
-        with open(log_path, 'w', encoding='utf-8') as log:
-            code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)   # paths relative to this cwd
-        seconds = time.time() - start
-        if code != 0:
-            raise utils.UserError(f'{program} failed (exit {code}): {last_line(log_path)} (log: {log_path})')
-        return seconds
-
-
-def last_line(path):
-    """The last non-empty line of a text file (progress-bar carriage returns split lines too)."""
-    with open(path, encoding='utf-8', errors='replace') as f:
-        lines = [line.strip() for line in f.read().replace('\r', '\n').splitlines() if line.strip()]
-    return lines[-1] if lines else '(no output)'
-
-
-def prepare_data(chain, data_dir, categories):
-    """<output_dir>/data with a copy of every <c>.npz and its <c>_png.npz from seq2png.py; returns its path."""
-    target = os.path.join(chain.output_dir, 'data')
-    os.makedirs(target, exist_ok=True)
-    for c in categories:
-        source = utils.category_npz_path(data_dir, c)
-        if not os.path.isfile(source):
-            raise utils.UserError(f'no {source}: --data_dir must hold <category>.npz for every category')
-        copy_atomically(source, utils.category_npz_path(target, c))
-    chain.run('seq2png', 'seq2png.py', input_dir=target, output_dir=target, categories=','.join(categories))
-    return target
-
-
-def train_and_sample(chain, run_dir, data, model_type, seed, hparams, epochs):
-    """Train one model (resuming an interrupted run) and sample one sketch per test sketch, each unless the run's
-    timing.json records it done; returns that record, {train_seconds, sample_seconds}."""
-    timing_path = os.path.join(run_dir, 'timing.json')
-    timing = {}
-    if os.path.isfile(timing_path):
-        with open(timing_path, encoding='utf-8') as f:
-            timing = json.load(f)
-    model_dir = os.path.join(run_dir, 'model')
-    if 'train_seconds' not in timing:
-        train_flags = dict(log_root=model_dir, data_dir=data, hparams=f'{hparams}, model_type={model_type}',
-                           seed=seed, max_epochs=epochs, max_strikes=0)   # every model trains all its epochs
-        if glob.glob(os.path.join(model_dir, '**', 'checkpoint'), recursive=True):
-            train_flags['resume_training'] = True
-        timing['train_seconds'] = chain.run(f'train-{model_type}-seed{seed}', 'train.py', **train_flags)
-        utils.atomic_write_json(timing_path, timing)
-    if 'sample_seconds' not in timing:
-        timing['sample_seconds'] = chain.run(f'sample-{model_type}-seed{seed}', 'sample.py', data_dir=data,
-                                             model_dir=model_dir, output_dir=os.path.join(run_dir, 'sample'),
-                                             seed=seed)
-        utils.atomic_write_json(timing_path, timing)
-    return timing
-
-
-# ------------------------------------------------------------------------------------------------ measuring a run
-
-def training_curves(model_dir):
-    """{key: [(wall_time, step, value)] in time order} of TRAINING_TAGS from a run's TensorBoard events; the
-    validation scalars come once per epoch run (rolled-back epochs included)."""
-    wanted = {tag: key for key, tag in TRAINING_TAGS.items()}
-    curves = {key: [] for key in TRAINING_TAGS}
-    for path in sorted(glob.glob(os.path.join(model_dir, 'events.out.tfevents.*'))):
-        for record in tf.data.TFRecordDataset(path):
-            event = tf.compat.v1.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                if value.tag in wanted:
-                    number = float(tf.make_ndarray(value.tensor)) if value.HasField('tensor') else value.simple_value
-                    curves[wanted[value.tag]].append((event.wall_time, event.step, number))
-    return {key: sorted(points) for key, points in curves.items()}
-
-
-def score_run(run_dir, classifier_model, classifier_categories, seed):
-    """Rec, Ret@k, the training budget, the alive Gaussians at the kept checkpoint, the best validation NLL per
-    step, latent-space scores and the t-SNE maps of visualization.py (in <run>/tsne) of one run."""
-    model_dir, sample_dir = os.path.join(run_dir, 'model'), os.path.join(run_dir, 'sample')
-    net, hps = model_lib.restore_model(model_dir)
-    samples = retrieval.load_sample_dir(sample_dir, hps.categories)
-    ret = retrieval.ret_scores(samples.codes, retrieval.encode_generated(net, samples, sample_dir))
-    rec, rec_by_category = retrieval.rec_score(classifier_model, classifier_categories, samples.images,
-                                               samples.category_ids, hps.categories)
-    curves = training_curves(model_dir)
-    valid = [value for _, _, value in curves['valid_lil']]
-    best = int(np.argmin(valid))              # the validation whose checkpoint restore_model loaded
-    nll_divisor = 1 if hps.model_type == 'sketch_rnn' else hps.max_seq_len   # magenta's r_cost = lil_loss / T
-    result = dict(model_type=hps.model_type, rec=rec, rec_by_category=rec_by_category,
-                  ret={str(k): v for k, v in ret.items()}, num_sketches=len(samples.names),
-                  epochs_run=len(valid), steps_per_epoch=curves['valid_lil'][0][1],
-                  rolled_back_epochs=len(valid) - sum(epoch_improved(valid)),
-                  best_valid_nll_per_step=valid[best] / nll_divisor, nll_divisor=nll_divisor,
-                  code_knn=knn_accuracy(samples.codes, samples.category_ids), curves=curves,
-                  references=sample.read_config(sample_dir)['references'])
-    weights = net.mixture_weights()
-    if weights is not None:
-        winners = samples.gaussian_labels.get('j_label', samples.gaussian_labels.get('gau_idx'))
-        result.update(gaussians=int(weights.shape[0]),
-                      alive_alpha_end=int(model_lib.is_alive(weights.numpy()).sum()),
-                      alive_win_end=int(curves['alive_win'][best][2]),
-                      purity=purity(winners, samples.category_ids))
-    means = visualization.gaussian_means(net)
-    visualization.visualise(samples, means, os.path.join(run_dir, 'tsne'), fast=True, seed=seed)
-    result['tsne'] = tsne_map(samples, means, seed)
-    return result
-
-
-def tsne_map(samples, means, seed):
-    """2-D t-SNE positions (in [0, 1]) of the reference codes and the Gaussian means, with category labels."""
-    points = samples.codes if means is None else np.concatenate([samples.codes, means])
-    unit = visualization.normalise(visualization.tsne_embedding(points, fast=True, seed=seed))
-    n = len(samples.codes)
-    return dict(codes=unit[:n].tolist(), means=unit[n:].tolist() if means is not None else None,
-                category_ids=samples.category_ids.tolist())
-
-
-def knn_accuracy(codes, category_ids, k=KNN):
-    """Leave-one-out k-nearest-neighbour category accuracy of the codes (squared Euclidean distance, majority vote,
-    ties to the lowest category index): how well the latent space separates the categories, for every model."""
-    codes = np.asarray(codes, np.float64)
-    squared = (codes ** 2).sum(axis=1)
-    distances = squared[:, None] + squared[None, :] - 2 * codes @ codes.T   # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b
-    np.fill_diagonal(distances, np.inf)
-    neighbours = np.argsort(distances, axis=1, kind='stable')[:, :k]
-    votes = np.stack([np.bincount(row, minlength=category_ids.max() + 1) for row in category_ids[neighbours]])
-    return float((votes.argmax(axis=1) == category_ids).mean())
-
-
-def purity(labels, category_ids):
-    """Category purity of the Gaussians' clusters: sum_k max_c #{n: label_n = k, category_n = c} / N."""
-    counts = np.zeros((labels.max() + 1, category_ids.max() + 1), np.int64)
-    np.add.at(counts, (labels, category_ids), 1)
-    return float(counts.max(axis=1).sum() / len(labels))
-
-
-def epoch_improved(valid):
-    """For each validation loss in time order: is it below every earlier one (the epoch is kept, else rolled
-    back)?"""
-    return [value < min(valid[:i], default=np.inf) for i, value in enumerate(valid)]
-
-
-# ------------------------------------------------------------------------------------------------ the table
-
-def mean_and_spread(values):
-    """'m' for one value, 'm ± h' (h = half the range) for several."""
-    values = np.asarray(values, np.float64)
-    if len(values) == 1:
-        return f'{values[0]:.3f}'
-    return f'{values.mean():.3f} ± {(values.max() - values.min()) / 2:.3f}'
-
-
-def summarise(results, models):
-    """Rows of the table, one per model over its seeds: (label, {column: text})."""
-    rows = []
-    for model_type in models:
-        runs = [r for r in results if r['model_type'] == model_type]
-        if not runs:
-            continue
-        row = {
-            'budget': f"{runs[0]['epochs_run']} epochs x {runs[0]['steps_per_epoch']} steps",
-            'train min': mean_and_spread([r['train_seconds'] / 60 for r in runs]),
-            'Rec': mean_and_spread([r['rec'] for r in runs]),
-            **{f'Ret@{k}': mean_and_spread([r['ret'][k] for r in runs]) for k in ('1', '10', '50')},
-            'valid NLL/step': mean_and_spread([r['best_valid_nll_per_step'] for r in runs]),
-            f'code {KNN}-NN acc': mean_and_spread([r['code_knn'] for r in runs]),
-            'Gaussian purity': mean_and_spread([r['purity'] for r in runs]) if 'purity' in runs[0] else 'n/a',
-            'alive start -> end (win / alpha)': (
-                f"{runs[0]['gaussians']} -> " + ', '.join(f"{r['alive_win_end']} / {r['alive_alpha_end']}"
-                                                         for r in runs) if 'gaussians' in runs[0] else 'n/a'),
-            'rolled back': ', '.join(str(r['rolled_back_epochs']) for r in runs),
-        }
-        rows.append((LABELS[model_type], row))
-    return rows
-
-
-def markdown_table(rows, seeds, ceiling, num_sketches):
-    """The results table in Markdown, with a line on chance levels and the classifier ceiling."""
-    columns = list(rows[0][1])
-    lines = ['| model | ' + ' | '.join(columns) + ' |', '|' + '---|' * (len(columns) + 1)]
-    lines += [f'| {label} | ' + ' | '.join(row[c] for c in columns) + ' |' for label, row in rows]
-    k = len(ceiling[1])
-    lines += ['', f'Seeds {", ".join(seeds)}: mean ± half the range; per-seed values where a column lists them. '
-              f'{num_sketches} generated sketches per run, one per test sketch. Chance: Rec {1 / k:.3f}, '
-              f'Ret@k = k/{num_sketches} ({1 / num_sketches:.3f}, {10 / num_sketches:.3f}, '
-              f'{min(50 / num_sketches, 1):.3f}). Rec ceiling (the classifier on the real test images): '
-              f'{ceiling[0]:.3f}.']
-    return '\n'.join(lines) + '\n'
-
-
-# ------------------------------------------------------------------------------------------------ the figures
-
-def training_figure(results, models, path):
-    """Alive Gaussians (winning a validation code: solid; alpha above 1/(10K): dashed) and validation NLL per step
-    over the epochs run, every model and seed."""
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100)
-    colours = dict(zip(MODELS, plt.get_cmap('tab10').colors))
-    for r in results:
-        if r['model_type'] not in models:
-            continue
-        curves, colour = r['curves'], colours[r['model_type']]
-        label = f"{LABELS[r['model_type']]} seed {r['seed']}"
-        style = '-' if r['seed'] == results[0]['seed'] else ':'
-        epochs = np.arange(1, len(curves['valid_lil']) + 1)
-        right.plot(epochs, [v / r['nll_divisor'] for _, _, v in curves['valid_lil']], '.' + style, color=colour,
-                   label=label)
-        if 'gaussians' in r:
-            left.plot(np.arange(len(epochs) + 1), [r['gaussians']] + [v for _, _, v in curves['alive_win']],
-                      style, color=colour, label=f'{label}: winning')
-            left.plot(np.arange(len(epochs) + 1), [r['gaussians']] + [v for _, _, v in curves['alive_alpha']],
-                      '--', color=colour, alpha=0.5)
-    left.set(xlabel='epochs run', ylabel='alive Gaussians', title='alive Gaussians (dashed: alpha > 1/(10K))')
-    right.set(xlabel='epochs run', ylabel='NLL per time step', title='validation reconstruction loss')
-    for axes in (left, right):
-        axes.legend(fontsize=7)
-        axes.grid(alpha=0.3)
-    save_figure(figure, path)
-
-
-def save_figure(figure, path):
-    """Write the figure as a PNG, atomically, and close it."""
-    figure.tight_layout()
-    utils.atomic_write_bytes(path, visualization.figure_bytes(figure, 'png'))
-
-
-def first_seed_runs(results, models):
-    """The run of the first seed of every model that has one, in `models` order."""
-    return [next(r for r in results if r['model_type'] == m) for m in models
-            if any(r['model_type'] == m for r in results)]
-
-
-def grid_figure(results, models, data, categories, path, per_category=2):
-    """For the first seed: the first `per_category` reference test sketches of every category (left column) and
-    each model's conditional sample from it."""
-    first = first_seed_runs(results, models)
-    images = {c: utils.load_png_npz(utils.category_png_path(data, c), 48)['test'] for c in categories}
-    rows = [(c, n) for c in categories for n in range(per_category)]
-    figure, grid = plt.subplots(len(rows), len(first) + 1, figsize=(1.3 * (len(first) + 1), 1.3 * len(rows)),
-                                dpi=100, squeeze=False)
-    for i, (c, n) in enumerate(rows):
-        reference = first[0]['references'][c][n]
-        tiles = [images[c][reference]] + [read_gray(os.path.join(r['run_dir'], 'sample', f'{c}_{n}.png'))
-                                          for r in first]
-        for j, tile in enumerate(tiles):
-            grid[i, j].imshow(tile, cmap='gray', vmin=0, vmax=255)
-            grid[i, j].set_xticks([])
-            grid[i, j].set_yticks([])
-        grid[i, 0].set_ylabel(c, fontsize=8)
-    for j, title in enumerate(['reference'] + [LABELS[r['model_type']] for r in first]):
-        grid[0, j].set_title(title, fontsize=7)
-    save_figure(figure, path)
-
-
-def read_gray(path):
-    """A PNG as uint8 [H, W] (its red channel, as retrieval.py reads it)."""
-    with Image.open(path) as image:
-        return np.asarray(image.convert('RGB'))[:, :, 0]
-
-
-def tsne_figure(results, models, categories, path):
-    """For the first seed, one panel a model: t-SNE of the reference codes coloured by category, Gaussian means as
-    black crosses."""
-    first = first_seed_runs(results, models)
-    figure, panels = plt.subplots(1, len(first), figsize=(4 * len(first), 4), dpi=100, squeeze=False)
-    colours = plt.get_cmap('tab10')
-    for axes, r in zip(panels[0], first):
-        codes, labels = np.asarray(r['tsne']['codes']), np.asarray(r['tsne']['category_ids'])
-        for i, c in enumerate(categories):
-            axes.scatter(codes[labels == i, 0], -codes[labels == i, 1], s=6, color=colours(i), label=c)
-        if r['tsne']['means']:
-            means = np.asarray(r['tsne']['means'])
-            axes.scatter(means[:, 0], -means[:, 1], marker='x', s=50, color='black', label='Gaussian means')
-        axes.set_title(LABELS[r['model_type']], fontsize=9)
-        axes.set_xticks([])
-        axes.set_yticks([])
-    panels[0, 0].legend(fontsize=7, markerscale=2)
-    save_figure(figure, path)
-
-
 # ------------------------------------------------------------------------------------------------ the study
 
 def study_settings(cfg):
     """(categories, seeds, epochs, classifier_epochs, hparams) of the study, --tiny's toy ones, or the flags'."""
-    base = TINY if cfg.tiny else STUDY
-    categories = utils.parse_categories(cfg.categories or base['categories'].split(','))
-    unknown = sorted(set(cfg.models) - set(MODELS))
+    base = study.TINY if cfg.tiny else study.STUDY
+    categories = hyperparams.parse_categories(cfg.categories or base['categories'].split(','))
+    unknown = sorted(set(cfg.models) - set(study.MODELS))
     if not cfg.models:
-        raise utils.UserError(f"--models needs at least one of {', '.join(MODELS)}")
+        raise utils.UserError(f"--models needs at least one of {', '.join(study.MODELS)}")
     if unknown:
-        raise utils.UserError(f"unknown --models {', '.join(unknown)} (of {', '.join(MODELS)})")
+        raise utils.UserError(f"unknown --models {', '.join(unknown)} (of {', '.join(study.MODELS)})")
     hparams = f"categories=[{','.join(categories)}], {base['hparams']}"
     seeds = parse_seeds(cfg.seeds or base['seeds'].split(','))
     return categories, seeds, cfg.epochs or base['epochs'], base['classifier_epochs'], hparams
@@ -405,71 +77,27 @@ def run_study(cfg):
     """Everything of the module docstring; returns the results dict written to results.json."""
     categories, seeds, epochs, classifier_epochs, hparams = study_settings(cfg)
     start = time.time()
-    chain = Chain(cfg.output_dir)
-    data = prepare_data(chain, cfg.data_dir, categories)
+    chain = study.Chain(cfg.output_dir)
+    data = study.prepare_data(chain, cfg.data_dir, categories)
     classifier_dir = os.path.join(cfg.output_dir, 'classifier')
-    if not os.path.isfile(os.path.join(classifier_dir, classifier.CONFIG_FILE)):
+    if not os.path.isfile(os.path.join(classifier_dir, rec_classifier.CONFIG_FILE)):
         chain.run('classifier', 'classifier.py', mode='train', data_dir=data, categories=','.join(categories),
                   output_dir=classifier_dir, epochs=classifier_epochs, seed=seeds[0])
-    ceiling = classifier.evaluate(classifier_dir, data, 'test')
-    classifier_model, classifier_categories = classifier.load_classifier(classifier_dir)
+    ceiling = rec_classifier.evaluate(classifier_dir, data, 'test')
+    classifier_model, classifier_categories = rec_classifier.load_classifier(classifier_dir)
     results = []
     for seed in seeds:
         for model_type in cfg.models:
-            results.append(run_once(chain, data, model_type, seed, hparams, epochs, classifier_model,
+            results.append(study.run_once(chain, data, model_type, seed, hparams, epochs, classifier_model,
                                     classifier_categories))
-    rows = summarise(results, cfg.models)
-    table = markdown_table(rows, [str(s) for s in seeds], ceiling, results[0]['num_sketches'])
+    rows = study.summarise(results, cfg.models)
+    table = study.markdown_table(rows, [str(s) for s in seeds], ceiling, results[0]['num_sketches'])
     summary = dict(categories=categories, epochs=epochs, hparams=hparams, seeds=seeds,
                    classifier_ceiling=ceiling[0], classifier_ceiling_by_category=ceiling[1],
                    wall_seconds=round(time.time() - start, 1), table=table,
                    runs=[{k: v for k, v in r.items() if k not in ('curves', 'tsne')} for r in results])
-    write_outputs(cfg, results, summary, categories, data)
+    study.write_outputs(cfg, results, summary, categories, data)
     return summary
-
-
-def run_once(chain, data, model_type, seed, hparams, epochs, classifier_model, classifier_categories):
-    """One model and seed: trained, sampled and scored; what was done before is kept (its result.json, or its
-    timing.json: then only the scores are computed again)."""
-    run_dir = os.path.join(chain.output_dir, f'{model_type}-seed{seed}')
-    result_path = os.path.join(run_dir, 'result.json')
-    if os.path.isfile(result_path):
-        with open(result_path, encoding='utf-8') as f:
-            print(f'kept {result_path}', flush=True)
-            return json.load(f)
-    seconds = train_and_sample(chain, run_dir, data, model_type, seed, hparams, epochs)
-    result = dict(score_run(run_dir, classifier_model, classifier_categories, seed), seed=seed, run_dir=run_dir,
-                  **seconds)
-    utils.atomic_write_json(result_path, result)
-    print(f"{model_type} seed {seed}: Rec {result['rec']:.3f}, Ret@1/10/50 "
-          f"{', '.join(f'{v:.3f}' for v in result['ret'].values())}", flush=True)
-    return result
-
-
-def write_outputs(cfg, results, summary, categories, data):
-    """results.json, results.md and the figures in output_dir; those two and commands.sh copied into docs_dir if
-    given."""
-    out = cfg.output_dir
-    utils.atomic_write_json(os.path.join(out, 'results.json'), summary)
-    utils.atomic_write_bytes(os.path.join(out, 'results.md'), summary['table'].encode('utf-8'))
-    training_figure(results, cfg.models, os.path.join(out, FIGURES[0]))
-    grid_figure(results, cfg.models, data, categories, os.path.join(out, FIGURES[1]))
-    tsne_figure(results, cfg.models, categories, os.path.join(out, FIGURES[2]))
-    thumbnails = next((os.path.join(r['run_dir'], 'tsne', 'result.jpg') for r in results
-                       if r['model_type'] == 'rpcl'), None)
-    if thumbnails:
-        copy_atomically(thumbnails, os.path.join(out, FIGURES[3]))
-    if cfg.docs_dir:
-        utils.make_output_dir(cfg.docs_dir, '--docs_dir')
-        for name in FIGURES + ('results.md', 'commands.sh'):
-            if os.path.isfile(os.path.join(out, name)):
-                copy_atomically(os.path.join(out, name), os.path.join(cfg.docs_dir, name))
-
-
-def copy_atomically(source, target):
-    """Copy a file through a temporary name, so that the target is never half-written."""
-    with open(source, 'rb') as f:
-        utils.atomic_write_bytes(target, f.read())
 
 
 @utils.cli_main

@@ -1,4 +1,5 @@
-"""Recurrent cells of the sketch decoders and of the sketch-rnn encoder (SPEC §3.5, §13, §15.10).
+"""Recurrent cells of the sketch decoders and of the sketch-rnn encoder (docs/model.md#recurrent-cells,
+#implementation-notes).
 
 LSTMCell, LayerNormLSTMCell and HyperLSTMCell (Ha et al. 2016) reproduce magenta sketch-rnn's cells: gate order
 (i, j, f, o), forget bias 1 inside the sigmoid, recurrent dropout without memory loss (Semeniuta et al. 2016: inverted
@@ -88,9 +89,9 @@ def dense(x, w):
 
 def recurrent_matmul(a, weights, key):
     """a·W for W = weights[key] in a cell step. Inside unroll, weights also holds W's transpose (key + "_t", made once
-    per unroll) and the gradient dL/da = dy·Wᵀ is a plain matmul with it (each cell's loop runs 4–6% faster on this
-    CPU than with autodiff's transposed-operand matmul); dL/dW = aᵀ·dy is dropped from the graph when W's gradient
-    is deferred."""
+    per unroll) and the gradient dL/da = dy·Wᵀ is a plain matmul with it (each cell's loop runs 4–6% faster on a
+    2-core CPU than with autodiff's transposed-operand matmul); dL/dW = aᵀ·dy is dropped from the graph when W's
+    gradient is deferred."""
     w, w_t = weights[key], weights.get(key + "_t")
     if w_t is None:
         return tf.matmul(a, w)
@@ -379,7 +380,8 @@ class HyperLSTMCell(_RecurrentCell):
             "hyper_ln": _layer_norm_weights(hyper.ln_gamma, hyper.ln_beta, hyper.ln_c_gamma, hyper.ln_c_beta,
                                             self.hyper_num_units),
             "W_hh": tf.convert_to_tensor(self.W_hh),
-            "Z": tf.transpose(tf.reshape(tf.concat([self.Z_alpha, self.Z_beta], axis=1), [-1, modulators, e]), [1, 0, 2]),
+            "Z": tf.transpose(tf.reshape(tf.concat([self.Z_alpha, self.Z_beta], axis=1), [-1, modulators, e]),
+                              [1, 0, 2]),
             "b_z": tf.reshape(tf.concat([self.b_alpha, tf.zeros([NUM_GATES * e])], 0), [modulators, 1, e]),
             "A": tf.concat([self.A_alpha, self.A_beta], axis=0),
             "bias": tf.reshape(self.bias, [NUM_GATES, 1, self.num_units]),

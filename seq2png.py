@@ -1,4 +1,5 @@
-"""Rasterise sketch-rnn stroke-3 data into <category>_png.npz (uint8 greyscale W x W images, SPEC §2).
+"""Rasterise sketch-rnn stroke-3 data into <category>_png.npz (uint8 greyscale W x W images,
+docs/model.md#rasterisation).
 
   python3 seq2png.py --input_dir=data --output_dir=data --categories=bee,bus
 """
@@ -6,6 +7,9 @@ import os
 
 from absl import app, flags
 
+import dataset
+import hyperparams
+import raster
 import utils
 
 
@@ -20,7 +24,7 @@ def define_flags():
                               "{'bee','bus'} (default: every <category>.npz in --input_dir).")
     flags.DEFINE_enum('renderer', 'fast', ['fast', 'reference'], 'fast: cairo, all cores; reference: the original '
                       'svgwrite -> cairosvg -> PIL path (same images, 20-50x slower).')
-    flags.DEFINE_integer('workers', 0, 'Processes for the fast renderer (0: one per core).', lower_bound=0)
+    flags.DEFINE_integer('workers', 0, 'Threads of the fast renderer (0: one per core).', lower_bound=0)
 
 
 FLAGS = flags.FLAGS
@@ -30,17 +34,17 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise utils.UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-    categories = (utils.parse_categories(FLAGS.categories) if FLAGS.categories
-                  else utils.available_categories(FLAGS.input_dir))
+    categories = (hyperparams.parse_categories(FLAGS.categories) if FLAGS.categories
+                  else dataset.available_categories(FLAGS.input_dir))
     if not categories:
         raise utils.UserError(f'no <category>.npz files in {FLAGS.input_dir}; pass --input_dir or --categories')
     for c in categories:
-        if not os.path.isfile(utils.category_npz_path(FLAGS.input_dir, c)):
-            raise utils.UserError(f'missing category file {utils.category_npz_path(FLAGS.input_dir, c)}')
+        if not os.path.isfile(dataset.category_npz_path(FLAGS.input_dir, c)):
+            raise utils.UserError(f'missing category file {dataset.category_npz_path(FLAGS.input_dir, c)}')
     output_dir = FLAGS.output_dir or FLAGS.input_dir
     utils.make_output_dir(output_dir, '--output_dir')
     for c in categories:
-        path = utils.write_png_npz(FLAGS.input_dir, output_dir, c, FLAGS.png_width, FLAGS.renderer,
+        path = raster.write_png_npz(FLAGS.input_dir, output_dir, c, FLAGS.png_width, FLAGS.renderer,
                                    workers=FLAGS.workers or None, progress=True)
         print(f'wrote {path}')
 

@@ -1,5 +1,5 @@
-"""Sketch healing with SP-gra2seq (SPEC.md §6.5): blank random patches of each test sketch, encode the corrupted
-patch graph, and let the decoder redraw the whole sketch from that code.
+"""Sketch healing with SP-gra2seq (docs/model.md#sketch-healing): blank random patches of each test sketch, encode the
+corrupted patch graph, and let the decoder redraw the whole sketch from that code.
 
     python3 sample.py --data_dir=data --model_dir=runs/sp --output_dir=runs/sp_heal --prob=0.3
     python3 retrieval.py --model_dir=runs/sp --sample_dir=runs/sp_heal --classifier_dir=runs/classifier
@@ -20,8 +20,8 @@ repositories, so by default the uniforms are the project's own stream np.random.
 (spgra_data.MASK_SEED); --mask_seed_file takes any .npy of uniforms instead (the authors' file, or a run's
 random_seed.npy). The same seeds, model and --prob give the same masks; the decoding is seeded by --seed.
 
-Ret (retrieval.py, SPEC §6.5): the generated code of each healed sketch is mu of the unmasked graph built from its
-strokes; the real codes are the code_ files. Rec: the classifier on the PNGs, as for the other models.
+Ret (retrieval.py, docs/model.md#sketch-healing): the generated code of each healed sketch is mu of the unmasked graph
+built from its strokes; the real codes are the code_ files. Rec: the classifier on the PNGs, as for the other models.
 """
 import os
 
@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
-import sample as sample_lib
+import sampling
 import spgra_data
 import utils
 
@@ -48,8 +48,8 @@ def healing_rows(test_set, num_categories, num_per_category):
     """Per category, the indices of its first num_per_category test sketches in file order (0: all)."""
     rows = []
     for i in range(num_categories):
-        own = sample_lib.category_rows(test_set, i)
-        sample_lib.check_num_per_category(num_per_category, len(own))
+        own = sampling.category_rows(test_set, i)
+        sampling.check_num_per_category(num_per_category, len(own))
         rows.append(own[:num_per_category or len(own)])
     return rows
 
@@ -57,10 +57,10 @@ def healing_rows(test_set, num_categories, num_per_category):
 def healing_files(name, seq3, image, real_code, graphs, j, code):
     """{filename: bytes} of healed sketch `name`: sample.py's files (with the real code) and the healing extras of
     graph j of the batch."""
-    files = sample_lib.sketch_files(name, seq3, image, real_code, {})
-    files[f'masked_code_{name}.npy'] = sample_lib.npy_bytes(code.reshape(1, -1).astype(np.float32))
-    files[f'mask_{name}.npy'] = sample_lib.npy_bytes(np.array(graphs.masked[j], np.int64))
-    files[f'masked_{name}.png'] = sample_lib.png_bytes(255 - graphs.nodes[j, 0])
+    files = sampling.sketch_files(name, seq3, image, real_code, {})
+    files[f'masked_code_{name}.npy'] = sampling.npy_bytes(code.reshape(1, -1).astype(np.float32))
+    files[f'mask_{name}.npy'] = sampling.npy_bytes(np.array(graphs.masked[j], np.int64))
+    files[f'masked_{name}.png'] = sampling.png_bytes(255 - graphs.nodes[j, 0])
     return files
 
 
@@ -76,7 +76,7 @@ def heal(net, test_set, output_dir, prob, num_per_category=0, mask_seed_file=Non
     seeds = spgra_data.mask_seeds(sum(counts), mask_seed_file)
     first_seed = np.cumsum([0] + counts)  # index of the first uniform of every sketch
     os.makedirs(output_dir, exist_ok=True)
-    encode, decode = compile_graph_encoder(net), sample_lib.compile_decoder(net, stop_at_eos)
+    encode, decode = compile_graph_encoder(net), sampling.compile_decoder(net, stop_at_eos)
     bar = tqdm.tqdm(total=len(counts), unit='sketch', desc='healing', disable=not progress, dynamic_ncols=True)
     done, masked = 0, 0
     for i, category in enumerate(hps.categories):
@@ -84,20 +84,20 @@ def heal(net, test_set, output_dir, prob, num_per_category=0, mask_seed_file=Non
             sketches = [test_set.strokes[r] for r in rows[i][start:start + batch_size]]
             graphs = spgra_data.healing_graphs(sketches, hps, prob, seeds[first_seed[done]:])
             real, z = encode(spgra_data.hps_graphs(sketches, hps)), encode(graphs)
-            healed, images = sample_lib.draw(decode, z, hps.max_seq_len, temperature,
-                                             sample_lib.derive_seed(seed, i, start), test_set.scale_factor,
+            healed, images = sampling.draw(decode, z, hps.max_seq_len, temperature,
+                                             sampling.derive_seed(seed, i, start), test_set.scale_factor,
                                              hps.png_width)
             files = {}
             for j, n in enumerate(range(start, start + len(sketches))):
                 files.update(healing_files(f'{category}_{n}', healed[j], images[j], real[j], graphs, j, z[j]))
-            sample_lib.write_files(output_dir, files)
+            sampling.write_files(output_dir, files)
             done += len(sketches)
             masked += sum(len(m) for m in graphs.masked)
             bar.update(len(sketches))
     bar.close()
-    utils.atomic_write_bytes(os.path.join(output_dir, SEED_FILE), sample_lib.npy_bytes(seeds))
+    utils.atomic_write_bytes(os.path.join(output_dir, SEED_FILE), sampling.npy_bytes(seeds))
     fraction = masked / max(sum(counts), 1)
-    sample_lib.write_config(output_dir, model_type=hps.model_type, categories=hps.categories, mode='heal', prob=prob,
+    sampling.write_config(output_dir, model_type=hps.model_type, categories=hps.categories, mode='heal', prob=prob,
                             mask_seeds=mask_seed_file or f'np.random.default_rng({spgra_data.MASK_SEED})',
                             masked_fraction=fraction, temperature=temperature, seed=seed, batch_size=batch_size,
                             stop_at_eos=stop_at_eos, num_per_category=num_per_category,
@@ -107,11 +107,11 @@ def heal(net, test_set, output_dir, prob, num_per_category=0, mask_seed_file=Non
 
 def stroke_codes(net, samples, sample_dir, batch_size=256):
     """y'_n = mu of the unmasked graph of every generated sketch, from its strokes_<c>_<n>.npy divided by the scale
-    factor of sample_config.json (SPEC §6.5). float32 [N, D]."""
-    scale = sample_lib.read_config(sample_dir).get('scale_factor')
+    factor of sample_config.json (docs/model.md#sketch-healing). float32 [N, D]."""
+    scale = sampling.read_config(sample_dir).get('scale_factor')
     if samples.strokes is None or scale is None:
         raise utils.UserError(f'spgra re-encodes strokes: {sample_dir} needs strokes_<c>_<n>.npy files and '
-                              f'{sample_lib.CONFIG_FILE} with the scale factor (written by sample.py)')
+                              f'{sampling.CONFIG_FILE} with the scale factor (written by sample.py)')
     sketches = [np.asarray(seq, np.float32) / np.float32([scale, scale, 1]) for seq in samples.strokes]
     encode = compile_graph_encoder(net)
     return np.concatenate([encode(spgra_data.hps_graphs(sketches[start:start + batch_size], net.hps))

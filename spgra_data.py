@@ -1,4 +1,5 @@
-"""SP-gra2seq data: a sketch as a graph of patches, built in the data pipeline (SPEC.md §6.1, §6.2).
+"""SP-gra2seq data: a sketch as a graph of patches, built in the data pipeline (docs/model.md#sp-gra2seq-data,
+#patch-graph).
 
 The sketch is redrawn with thick white lines on a black canvas about 640 px wide; at every 4th drawn point of each
 stroke the pen position is a patch centre (at most G-1). Masking blanks the P x P square around chosen centres
@@ -17,6 +18,7 @@ import os
 import cv2
 import numpy as np
 
+import dataset
 import utils
 
 CANVAS = 640                     # the drawing is scaled so that its longer (truncated) extent becomes 640 px
@@ -53,7 +55,7 @@ def _extent(seq):
 
 def canvas_scaled(seq3):
     """The sketch scaled so that its truncated longer extent int(max(w, h)) becomes 640, offsets truncated to int16
-    one by one (QUIRK: the truncations drift). The extent is summed in the sketch's own dtype (float32 from the
+    one by one (Q16: the truncations drift). The extent is summed in the sketch's own dtype (float32 from the
     loaders, as the original), the scaling is float64. A zero extent counts as 1 (the original divides by zero)."""
     seq = np.asarray(seq3)
     _, _, w, h = _extent(seq)
@@ -113,7 +115,7 @@ def masked_patches(count, mask_prob, uniforms):
 
 
 def make_graph(seq3, graph_number, patch, mask_prob=0.0, uniforms=()):
-    """(nodes uint8 [G, P, P], n, masked indices) of one normalised stroke-3 sketch (SPEC §6.2).
+    """(nodes uint8 [G, P, P], n, masked indices) of one normalised stroke-3 sketch (docs/model.md#patch-graph).
 
     The canvas is padded by 1.5 P of black, every masked centre's P x P square is blanked, then node 0 = the unpadded
     masked canvas resized to P x P (bilinear) and node k+1 = the P x P crop centred at centre k. A square that leaves
@@ -139,7 +141,7 @@ def make_graph(seq3, graph_number, patch, mask_prob=0.0, uniforms=()):
 
 def validity_mask(count, masked, graph_number, fix=False):
     """float32 [G-1, G-1]: ones on the top-left block of the valid patches, rows and columns of masked patches zero.
-    The block is (n+1) x (n+1) when n < G-1 (QUIRK #16: one empty slot counts as valid); fix=True: n x n."""
+    The block is (n+1) x (n+1) when n < G-1 (Q16: one empty slot counts as valid); fix=True: n x n."""
     size = graph_number - 1
     block = count if fix or count == size else count + 1
     valid = np.zeros((size, size), np.float32)
@@ -181,10 +183,10 @@ def hps_graphs(sketches, hps, mask_prob=0.0, uniforms=None):
                         hps.fix_graph_validity)
 
 
-class GraphLoader(utils.DataLoader):
-    """A split whose batches carry patch graphs: Batch.images = (nodes uint8 [B, G, P, P], validity [B, G-1, G-1]).
+class GraphLoader(dataset.DataLoader):
+    """A split whose batches carry patch graphs: Batch.graphs = (nodes uint8 [B, G, P, P], validity [B, G-1, G-1]).
     Training batches mask each patch with probability mask_prob (draws from the epoch's rng); evaluation batches are
-    unmasked (the original validates with mask_prob 0). No augmentation (SPEC §6.1)."""
+    unmasked (the original validates with mask_prob 0). No augmentation (docs/model.md#sp-gra2seq-data)."""
 
     @classmethod
     def from_loader(cls, loader):
@@ -200,8 +202,8 @@ class GraphLoader(utils.DataLoader):
         uniforms = rng.random((len(idx), self.hps.graph_number - 1)) if masking else None
         graphs = hps_graphs(sketches, self.hps, self.hps.mask_prob if masking else 0.0, uniforms)
         lengths = np.array([len(seq) for seq in sketches], np.int32)
-        return utils.Batch(utils.to_stroke5(sketches, self.max_seq_len), lengths, (graphs.nodes, graphs.validity),
-                           self.labels[idx])
+        return dataset.Batch(dataset.to_stroke5(sketches, self.max_seq_len), lengths, None, self.labels[idx],
+                             graphs=(graphs.nodes, graphs.validity))
 
     def epoch(self, rng=None):
         """The base class's batches, each built in a background thread while the previous one is used (the draws
@@ -218,7 +220,7 @@ class GraphLoader(utils.DataLoader):
 
 
 def pen_inclusive_std(seq3_list):
-    """QUIRK #16: the std of every entry of a split's stroke-3 arrays, pen column included (1 for an empty split)."""
+    """Q16: the std of every entry of a split's stroke-3 arrays, pen column included (1 for an empty split)."""
     if not seq3_list:
         return 1.0
     sigma = float(np.std(np.concatenate(seq3_list).astype(np.float64)))
@@ -228,10 +230,10 @@ def pen_inclusive_std(seq3_list):
 
 
 def load_graph_dataset(data_dir, hps):
-    """(train, valid, test) GraphLoaders and hps with max_seq_len set: utils.load_dataset without images, each split
-    divided by its own pen-inclusive std (QUIRK #16; fix_sp_scale=true: the training std of dx, dy)."""
+    """(train, valid, test) GraphLoaders and hps with max_seq_len set: dataset.load_dataset without images, each split
+    divided by its own pen-inclusive std (Q16; fix_sp_scale=true: the training std of dx, dy)."""
     check_graph_hparams(hps)
-    *loaders, hps_out = utils.load_dataset(data_dir, hps, png_required=False,
+    *loaders, hps_out = dataset.load_dataset(data_dir, hps, png_required=False,
                                            split_scale=None if hps.fix_sp_scale else pen_inclusive_std)
     return (*[GraphLoader.from_loader(loader) for loader in loaders], hps_out)
 

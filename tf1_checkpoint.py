@@ -15,7 +15,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-import model as model_lib
+import family
+import hyperparams
 import rnn
 import utils
 
@@ -355,7 +356,7 @@ def resolve_hparams(config, tensors, model_type, overrides=''):
     found = ARCHITECTURES[model_type](tensors)
     clash = [f'{name}={given[name]}' for name, value in found.items() if name in given and given[name] != value]
     values = {'categories': [], **defaults, **given, **found, 'model_type': model_type}
-    hps = utils.HParams.from_dict(values).parse(overrides)
+    hps = hyperparams.HParams.from_dict(values).parse(overrides)
     if hps.model_type != model_type:
         raise utils.UserError(f'the checkpoint holds a {model_type} model, not model_type={hps.model_type}')
     clash += [f'{name}={getattr(hps, name)}' for name, value in found.items() if getattr(hps, name) != value]
@@ -443,7 +444,7 @@ def training_counters(prefix, net):
     return int(net.optimizer.iterations), 0, math.inf
 
 
-# train.TrainState's variables (the `state` of train.py's checkpoints), which --resume_training restores
+# training.TrainState's variables (the `state` of train.py's checkpoints), which --resume_training restores
 TRAIN_STATE = ('step', 'epoch', 'batch_in_epoch', 'epochs_run', 'best_valid_loss', 'strikes', 'serial', 'seed',
                'fault_rollbacks')
 
@@ -466,7 +467,7 @@ def write_run(output_dir, net, hps, step, epoch, best_valid_loss):
     checkpoint = tf.train.Checkpoint(model=net, state=train_state(step, epoch, best_valid_loss))
     path = tf.train.CheckpointManager(checkpoint, output_dir, max_to_keep=10,
                                       checkpoint_name='vector').save(checkpoint_number=epoch)
-    utils.save_hparams_json(hps, config_path)
+    hyperparams.save_hparams_json(hps, config_path)
     return path
 
 
@@ -477,7 +478,7 @@ def load(tf1_checkpoint, config_path, overrides=''):
     tensors = read_checkpoint(prefix)
     model_type = checkpoint_model_type(tensors)
     hps = resolve_hparams(read_config(config_path), tensors, model_type, overrides)
-    net = model_lib.build_model(hps)
+    net = family.build_model(hps)
     fill(net, tensors)
     optimizer = net.optimizer
     optimizer.iterations.assign(adam_updates(tensors, model_type, optimizer.beta_1, optimizer.beta_2))

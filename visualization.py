@@ -1,4 +1,4 @@
-"""t-SNE pictures of generated sketches and the latent Gaussians (SPEC.md §9, from RPCL-pix2seqH).
+"""t-SNE pictures of generated sketches and the latent Gaussians (docs/model.md#visualisation, from RPCL-pix2seqH).
 
     python3 visualization.py --sample_dir=sample --model_dir=model --output_dir=.
 
@@ -28,22 +28,15 @@ import utils
 
 utils.quiet_tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
 
-import io  # noqa: E402
 
-import matplotlib  # noqa: E402
-
-matplotlib.use('Agg')
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
-from PIL import Image  # noqa: E402
-from sklearn.manifold import TSNE  # noqa: E402
 
 import control  # noqa: E402
-import model as model_lib  # noqa: E402
-import retrieval  # noqa: E402
-import sample as sample_lib  # noqa: E402
+import family  # noqa: E402
+import latent_map  # noqa: E402
+import metrics  # noqa: E402
+
+MODES = ('tsne', 'gallery', 'direction', 'analogy', 'pairs')
 
 
 def define_flags():
@@ -54,119 +47,31 @@ def define_flags():
     flags.DEFINE_boolean('fast', False, 'Barnes-Hut t-SNE with the default angle 0.5 instead of the slow angle 0.')
     flags.DEFINE_integer('seed', None, 'Seed of the t-SNE initialisation, or of the codes and decoding of the other '
                          'modes (default: random, as the original).')
-    flags.DEFINE_string('mode', 'tsne', 'tsne: the t-SNE maps of a sample directory; gallery: sketches of every alive '
-                        'Gaussian (and group); direction: codes moved along a latent direction; analogy: A : B :: C : ?; '
-                        'pairs: real test sketches beside their reconstructions')
-    flags.DEFINE_string('data_dir', 'data', 'gallery, direction, analogy, pairs: directory of the test sketches, as training.')
+    flags.DEFINE_enum('mode', 'tsne', MODES, 'tsne: the t-SNE maps of a sample directory; gallery: sketches of '
+                      'every alive Gaussian (and group); direction: codes moved along a latent direction; '
+                      'analogy: A : B :: C : ?; pairs: real test sketches beside their reconstructions')
+    flags.DEFINE_string('data_dir', 'data', 'gallery, direction, analogy, pairs: directory of the test sketches, '
+                        'as training.')
     flags.DEFINE_float('temperature', 0.24, 'gallery, direction, analogy, pairs: decoding temperature tau.')
-    flags.DEFINE_integer('tile_width', 96, 'gallery, direction, analogy, pairs: side of each sketch tile in pixels.')
+    flags.register_validator('temperature', lambda tau: tau > 0, '--temperature must be positive')
+    flags.DEFINE_integer('tile_width', 96, 'gallery, direction, analogy, pairs: side of each sketch tile in pixels.',
+                         lower_bound=latent_map.MIN_TILE)
     flags.DEFINE_integer('num_per_component', 16, 'gallery: sketches drawn from each alive component.')
     flags.DEFINE_integer('columns', 8, 'gallery: sketches per row (and per overview row).')
     flags.DEFINE_integer('pairs_per_category', 4, 'pairs: real test sketches per category, each beside its drawing.')
     flags.DEFINE_string('direction_from', None, 'direction: latent point(s) the direction starts from (control.py: '
                         'gaussian:K, group:I, CAT, CAT:i,j,..; A+B joins).')
-    flags.DEFINE_string('direction_to', None, 'direction: latent point(s) it ends at; direction = mean(to) - mean(from).')
+    flags.DEFINE_string('direction_to', None, 'direction: latent point(s) it ends at; '
+                        'direction = mean(to) - mean(from).')
     flags.DEFINE_string('apply_to', None, 'direction: the latent points moved, one row each.')
     flags.DEFINE_list('scales', ['-1', '-0.5', '0', '0.5', '1', '1.5', '2'], 'direction: the scales s of z + s * '
                       'direction, one column each.')
-    flags.DEFINE_multi_string('analogy', [], 'analogy: A,B,C (each CAT:i, gaussian:K or group:I), repeat for more rows.')
+    flags.DEFINE_multi_string('analogy', [], 'analogy: A,B,C (each CAT:i, gaussian:K or group:I), '
+                              'repeat for more rows.')
 
 
 FLAGS = flags.FLAGS
 
-MODES = ('tsne', 'gallery', 'direction', 'analogy', 'pairs')
-MIN_TILE = 16  # smallest --tile_width
-CANVAS = (2000, 1500)  # result.jpg width, height
-LEARNING_RATE = 150.0
-MAX_PERPLEXITY = 30.0
-
-
-def tsne_embedding(points, fast=False, seed=None):
-    """2-D t-SNE of points [n, D]: learning rate 150, perplexity min(30, n - 1), angle 0 (or 0.5 with fast)."""
-    n = len(points)
-    if n < 2:
-        raise utils.UserError(f't-SNE needs at least 2 points, got {n}')
-    tsne = TSNE(n_components=2, learning_rate=LEARNING_RATE, perplexity=min(MAX_PERPLEXITY, n - 1.0),
-                angle=0.5 if fast else 0.0, init='random', random_state=seed)
-    return tsne.fit_transform(np.asarray(points, np.float64))
-
-
-def normalise(positions):
-    """Min-max normalise each column to [0, 1] (a constant column maps to 0)."""
-    low, high = positions.min(axis=0), positions.max(axis=0)
-    return (positions - low) / np.where(high > low, high - low, 1.0)
-
-
-def thumbnail_canvas(images, unit_positions, size=CANVAS):
-    """White RGB canvas (width, height) with each uint8 image [h, w] at ((W - w) tx, (H - h) ty); the darker pixel
-    wins where images overlap."""
-    width, height = size
-    canvas = np.full((height, width), 255, np.uint8)
-    for image, (tx, ty) in zip(images, unit_positions):
-        h, w = image.shape
-        left, top = int((width - w) * tx), int((height - h) * ty)
-        np.minimum(canvas[top:top + h, left:left + w], image, out=canvas[top:top + h, left:left + w])
-    return np.repeat(canvas[..., None], 3, axis=-1)
-
-
-def scatter_figure(positions, labels, means=None, title=''):
-    """Scatter of 2-D positions coloured by integer label (legend '#k', y axis negated as the original); optional
-    mean positions [K, 2] drawn as black crosses labelled k."""
-    figure, axes = plt.subplots(figsize=(10, 7.5), dpi=100)
-    colours = plt.get_cmap('tab20')
-    for i, label in enumerate(np.unique(labels)):
-        points = positions[labels == label]
-        axes.scatter(points[:, 0], -points[:, 1], s=8, color=colours(i % 20), label=f'#{label}')
-    if means is not None:
-        axes.scatter(means[:, 0], -means[:, 1], marker='x', s=60, color='black', label='means')
-        for k, (x, y) in enumerate(means):
-            axes.annotate(str(k), (x, -y), fontsize=8)
-    axes.legend(loc='best', fontsize=7, markerscale=2)
-    axes.set_title(title)
-    return figure
-
-
-def figure_bytes(figure, format='jpg'):
-    """The encoded image of a matplotlib figure (closed afterwards), for utils.atomic_write_bytes."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format=format)
-    plt.close(figure)
-    return buffer.getvalue()
-
-
-def jpeg_bytes(pixels):
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format='JPEG', quality=95)
-    return buffer.getvalue()
-
-
-def gaussian_means(net):
-    """Means [K, D] of the model's latent Gaussians, or None (sketch_rnn)."""
-    if net.mixture_weights() is None:
-        return None
-    return sample_lib.latent_gaussians(net)[1]
-
-
-def visualise(samples, means, output_dir, fast=False, seed=None):
-    """Write result.jpg and the level scatters for the Samples of retrieval.load_sample_dir and the Gaussian
-    means [K, D] (or None); returns the paths written."""
-    points = samples.codes if means is None else np.concatenate([samples.codes, means])
-    unit = normalise(tsne_embedding(points, fast, seed))
-    codes_2d, means_2d = unit[:len(samples.codes)], (unit[len(samples.codes):] if means is not None else None)
-    os.makedirs(output_dir, exist_ok=True)
-    written = {'result.jpg': jpeg_bytes(thumbnail_canvas(samples.images, codes_2d))}
-    level_k = samples.gaussian_labels.get('j_label', samples.gaussian_labels.get('gau_idx'))
-    if level_k is not None:
-        figure = scatter_figure(codes_2d, level_k, means_2d, 'level k: Gaussians')
-        written['level_k.jpg'] = figure_bytes(figure)
-    if 'i_label' in samples.gaussian_labels:
-        figure = scatter_figure(codes_2d, samples.gaussian_labels['i_label'], title='level l: groups')
-        written['level_l.jpg'] = figure_bytes(figure)
-    paths = []
-    for name, data in written.items():
-        paths.append(os.path.join(output_dir, name))
-        utils.atomic_write_bytes(paths[-1], data)
-    return paths
 
 
 def parse_scales(texts):
@@ -179,10 +84,6 @@ def parse_scales(texts):
 
 def check_control_flags(cfg):
     """UserError for flags of --mode=gallery, direction, analogy or pairs that are wrong whatever the model."""
-    if cfg.temperature <= 0:
-        raise utils.UserError(f'--temperature={cfg.temperature} must be positive')
-    if cfg.tile_width < MIN_TILE:
-        raise utils.UserError(f'--tile_width={cfg.tile_width} must be at least {MIN_TILE} pixels')
     needed = dict(direction=('direction_from', 'direction_to', 'apply_to'), analogy=('analogy',)).get(cfg.mode, ())
     missing = [f'--{name}' for name in needed if not getattr(cfg, name)]
     if missing:
@@ -194,7 +95,7 @@ def control_mode(cfg):
     check_control_flags(cfg)
     scales = parse_scales(cfg.scales)
     seed = utils.resolve_seed(cfg.seed)
-    net, test_set = sample_lib.load_model_and_test_split(cfg.model_dir, cfg.data_dir)
+    net, test_set = family.load_model_and_test_split(cfg.model_dir, cfg.data_dir)
     settings = dict(temperature=cfg.temperature, seed=seed, tile_width=cfg.tile_width)
     if cfg.mode == 'gallery':
         paths = control.gallery(net, test_set, cfg.output_dir, cfg.num_per_component, cfg.columns, **settings)
@@ -214,22 +115,20 @@ def control_mode(cfg):
 def main(argv):
     if len(argv) > 1:
         raise utils.UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if FLAGS.mode not in MODES:
-        raise utils.UserError(f"unknown --mode '{FLAGS.mode}' (one of {', '.join(MODES)})")
     if not os.path.isdir(FLAGS.model_dir):
         raise utils.UserError(f'--model_dir {FLAGS.model_dir} does not exist')
     if FLAGS.mode != 'tsne':
         control_mode(FLAGS)
         return
-    net, hps = model_lib.restore_model(FLAGS.model_dir)
-    samples = retrieval.load_sample_dir(FLAGS.sample_dir, hps.categories)
+    net, hps = family.restore_model(FLAGS.model_dir)
+    samples = metrics.load_sample_dir(FLAGS.sample_dir, hps.categories)
     if samples.codes.shape[1] != hps.z_size:
         raise utils.UserError(f'the codes in {FLAGS.sample_dir} have {samples.codes.shape[1]} dimensions but the '
                               f'model has z_size={hps.z_size}: samples of another model?')
-    means = gaussian_means(net)
+    means = latent_map.gaussian_means(net)
     print(f't-SNE of {len(samples.codes)} codes and {0 if means is None else len(means)} Gaussian means'
           f"{'' if FLAGS.fast else ' (angle 0: slow for many points; --fast is quicker)'}")
-    for path in visualise(samples, means, FLAGS.output_dir, FLAGS.fast, FLAGS.seed):
+    for path in latent_map.visualise(samples, means, FLAGS.output_dir, FLAGS.fast, FLAGS.seed):
         print(f'wrote {path}')
 
 

@@ -16,9 +16,12 @@ import subprocess
 import sys
 import time
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+
+import utils  # noqa: E402
+
+utils.quiet_tensorflow_startup()   # before TensorFlow is imported
 
 from absl import app, flags  # noqa: E402
 
@@ -35,14 +38,17 @@ FLAGS = flags.FLAGS
 
 def time_width(data_dir, hparams, width, steps):
     """(sketches/s, mean padded T) of `steps` training steps of train.py's compiled step at one bucket width."""
+    import family
+    import hyperparams
     import utils
     utils.configure_runtime()   # train.py's allocator, before TensorFlow is imported
     import numpy as np
     import tensorflow as tf
+
     import model
-    hps = utils.get_default_hparams().parse(hparams).replace(bucket_width=width)
-    train_set, _, _, hps = model.load_splits(data_dir, hps)
-    net = model.build_model(hps)
+    hps = hyperparams.get_default_hparams().parse(hparams).replace(bucket_width=width)
+    train_set, _, _, hps = family.load_splits(data_dir, hps)
+    net = family.build_model(hps)
     train_step, _ = model.compile_steps(net, hps.batch_size, hps.max_seq_len, hps.png_width, bucketed=width > 0)
     batches = list(train_set.epoch(np.random.default_rng(0)))[:steps]
 

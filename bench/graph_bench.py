@@ -23,8 +23,9 @@ import numpy as np
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import hyperparams  # noqa: E402
 import spgra_data  # noqa: E402
-import utils  # noqa: E402
 
 flags.DEFINE_string('data_dir', 'data', 'Directory with the <category>.npz files.')
 flags.DEFINE_list('categories', ['bee', 'bus', 'car', 'cat', 'flower'], 'Categories to take sketches from.')
@@ -128,7 +129,7 @@ def timed(fn):
 
 def main(argv):
     del argv
-    hps = utils.HParams(model_type='spgra', categories=FLAGS.categories, graph_picture_size=FLAGS.patch)
+    hps = hyperparams.HParams(model_type='spgra', categories=FLAGS.categories, graph_picture_size=FLAGS.patch)
     train = spgra_data.load_graph_dataset(FLAGS.data_dir, hps)[0]
     sketches = [train.strokes[i % len(train.strokes)] for i in range(FLAGS.num_sketches)]
     uniforms = np.random.default_rng(0).random((len(sketches), GRAPH_NUMBER - 1))

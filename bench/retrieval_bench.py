@@ -1,4 +1,4 @@
-"""Time and peak memory of Ret (SPEC §8.1): retrieval.ret_scores against the original's procedure.
+"""Time and peak memory of Ret (docs/model.md#ret): metrics.ret_scores against the original's procedure.
 
 The original splits the N generated codes into 10 chunks and, per chunk, broadcasts codes [N/10, 1, D] against
 the real codes [1, N, D] (an N/10 x N x D array), takes the mean square over D, then finds the top 50 by 50 rounds
@@ -20,12 +20,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-import retrieval  # noqa: E402
+import metrics  # noqa: E402
 
 flags.DEFINE_integer('n', 20000, 'Number of code pairs N for ours.')
 flags.DEFINE_integer('baseline_n', 2000, 'Number of code pairs for the comparison with the original procedure.')
 flags.DEFINE_integer('dims', 128, 'Code size D.')
-flags.DEFINE_integer('chunk', 256, 'retrieval.ret_scores chunk.')
+flags.DEFINE_integer('chunk', 256, 'metrics.ret_scores chunk.')
 flags.DEFINE_integer('runs', 3, 'Timed runs; the median is reported.')
 FLAGS = flags.FLAGS
 
@@ -79,7 +79,7 @@ def main(argv):
     for n in sorted({cfg.baseline_n, cfg.n}):
         real, gen = codes(n, cfg.dims)
         broadcast_gb = (n // ORIGINAL_CHUNKS) * n * cfg.dims * 4 / 1e9
-        ours = measure(lambda: retrieval.ret_scores(real, gen, KS, cfg.chunk), cfg.runs)
+        ours = measure(lambda: metrics.ret_scores(real, gen, KS, cfg.chunk), cfg.runs)
         rows.append((n, 'ours (chunked matmul)', ours, broadcast_gb))
         if n == cfg.baseline_n:
             rows.append((n, 'original (broadcast)', measure(lambda: original_ret(real, gen), cfg.runs), broadcast_gb))

@@ -1,11 +1,11 @@
 """How much faster is sample.py's batched decoding than the original's one sketch at a time?
 
-Baseline (the original's way, SPEC §7.3): batch 1, a python loop over the T steps, each step one call of a compiled
-step function (cell + MDN head + sampling, like one session.run per step), no early stop. Ours: sample.py's
-compile_decoder (decoder.generate in one tf.function: all steps in one graph loop) over chunks of --batch_size
-codes, with and without the early stop at the end-of-sketch token (with random weights the early stop depends on
-what the untrained pen head emits; pass --model_dir for a trained model). Printed: sketches/s, median of --runs
-after a warm-up call, and the speed-up over the baseline measured in the same run.
+Baseline (the original's way, docs/model.md#decoding-and-temperature): batch 1, a python loop over the T steps, each
+step one call of a compiled step function (cell + MDN head + sampling, like one session.run per step), no early stop.
+Ours: sample.py's compile_decoder (decoder.generate in one tf.function: all steps in one graph loop) over chunks of
+--batch_size codes, with and without the early stop at the end-of-sketch token (with random weights the early stop
+depends on what the untrained pen head emits; pass --model_dir for a trained model). Printed: sketches/s, median of
+--runs after a warm-up call, and the speed-up over the baseline measured in the same run.
 
     python3 bench/sample_bench.py                                  # paper decoder: hyper, 2048 units, T = 200
     python3 bench/sample_bench.py --dec_model=lstm --dec_rnn_size=512
@@ -16,16 +16,20 @@ import statistics
 import sys
 import time
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+
+import utils  # noqa: E402
+
+utils.quiet_tensorflow_startup()   # before TensorFlow is imported
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+import family  # noqa: E402
+import hyperparams  # noqa: E402
 import model  # noqa: E402
-import sample  # noqa: E402
-import utils  # noqa: E402
+import sampling  # noqa: E402
 
 flags.DEFINE_string('model_dir', None, 'A trained model (default: a randomly initialised one from the flags below).')
 flags.DEFINE_string('dec_model', 'hyper', 'Decoder cell of the random model: lstm | layer_norm | hyper.')
@@ -44,11 +48,11 @@ TEMPERATURE = 0.24
 def build(cfg):
     """(net, T): the trained model of --model_dir, or a random one (dropout off: sampling never uses it)."""
     if cfg.model_dir:
-        net, hps = model.restore_model(cfg.model_dir)
+        net, hps = family.restore_model(cfg.model_dir)
         return net, hps.max_seq_len
-    hps = utils.get_default_hparams().replace(dec_model=cfg.dec_model, dec_rnn_size=cfg.dec_rnn_size,
+    hps = hyperparams.get_default_hparams().replace(dec_model=cfg.dec_model, dec_rnn_size=cfg.dec_rnn_size,
                                               z_size=cfg.z_size, max_seq_len=cfg.max_seq_len)
-    return model.build_model(hps), cfg.max_seq_len
+    return family.build_model(hps), cfg.max_seq_len
 
 
 def one_at_a_time(net):
@@ -98,11 +102,11 @@ def main(argv):
     base_rate = cfg.baseline_sketches / seconds
     rows = [('one at a time (original)', 1, 'no', base_rate)]
     for stop in (False, True):
-        decode = sample.compile_decoder(net, stop_at_eos=stop)
+        decode = sampling.compile_decoder(net, stop_at_eos=stop)
         for batch in map(int, cfg.batch_sizes):
             def run():
                 for start in range(0, len(z), batch):
-                    sample.decode_strokes(decode, z[start:start + batch], num_steps, TEMPERATURE, start, 1.0)
+                    sampling.decode_strokes(decode, z[start:start + batch], num_steps, TEMPERATURE, start, 1.0)
             rows.append(('batched (sample.py)', batch, 'yes' if stop else 'no',
                          len(z) / median_seconds(run, cfg.runs)))
     print(f"{'method':<26s} {'batch':>6s} {'eos stop':>9s} {'sketches/s':>11s} {'speed-up':>9s}")

@@ -23,10 +23,12 @@ import time
 
 import cairosvg
 import numpy as np
-from PIL import Image
 from absl import app, flags
+from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import dataset  # noqa: E402
+import raster  # noqa: E402
 import utils  # noqa: E402
 
 flags.DEFINE_string('data_dir', 'data', 'Directory with the <category>.npz files.')
@@ -41,7 +43,7 @@ FLAGS = flags.FLAGS
 def bundled_sketches(data_dir, categories, count):
     sketches = []
     for c in categories:
-        strokes = utils.load_strokes_npz(utils.category_npz_path(data_dir, c))
+        strokes = dataset.load_strokes_npz(dataset.category_npz_path(data_dir, c))
         sketches += strokes['train'] + strokes['valid'] + strokes['test']
     picks = np.arange(count) % len(sketches)   # beyond the 2,000 bundled sketches, they repeat
     return [sketches[i] for i in picks]
@@ -66,7 +68,7 @@ def render_original(sketches, width):
         for i, sketch in enumerate(sketches):
             svg_path = os.path.join(tmp, f'{i}.svg')
             with open(svg_path, 'w') as f:
-                f.write(utils.strokes_to_svg(sketch, width))
+                f.write(raster.strokes_to_svg(sketch, width))
             cairosvg.svg2png(url=svg_path, write_to=os.path.join(tmp, f'{i}.png'))
         images = None
         for path in sort_by_trailing_number(glob.glob(os.path.join(tmp, '*.png'))):
@@ -95,9 +97,9 @@ def main(argv):
     sketches = bundled_sketches(FLAGS.data_dir, FLAGS.categories, FLAGS.num_sketches)
     width, cores = FLAGS.png_width, os.cpu_count() or 1
     configs = [('original', 1, lambda s: render_original(s, width)),
-               ('reference', 1, lambda s: utils.render_reference(s, width)),
-               ('fast', 1, lambda s: utils.render_fast(s, width, workers=1)),
-               ('fast', cores, lambda s: utils.render_fast(s, width, workers=cores))]
+               ('reference', 1, lambda s: raster.render_reference(s, width)),
+               ('fast', 1, lambda s: raster.render_fast(s, width, workers=1)),
+               ('fast', cores, lambda s: raster.render_fast(s, width, workers=cores))]
     print(f'{len(sketches)} real sketches ({", ".join(FLAGS.categories)}), {width}x{width}, '
           f'median of {FLAGS.runs} runs, {cores} cores, load average {os.getloadavg()[0]:.1f} before the runs')
     walls, cpus, images = timed_runs([render for _, _, render in configs], sketches, FLAGS.runs)

@@ -3,8 +3,8 @@
 For each configuration and mode a fresh process builds the model, feeds batches of real bundled sketches padded to
 T steps (random images for the image encoders: the arithmetic does not depend on the values), runs warm-up steps,
 then times --steps training steps. Prints the median seconds per step, training sketches/s, the peak resident
-memory of the process, and the ratio against the original TF1 code's seconds per step measured on this 2-core
-machine (the anchors of issue 4). Modes: eager; function (tf.function graphs: train.py's default); autojit
+memory of the process, and the ratio against the original TF1 code's seconds per step measured on the 2-core CPU of
+docs/speed.md (where the table is). Modes: eager; function (tf.function graphs: train.py's default); autojit
 (tf.function with XLA auto-clustering of the element-wise ops, matmuls left to TensorFlow's kernels: train.py
 --autojit); xla (the whole step compiled: train.py --jit_compile). Every mode runs with train.py's allocator
 (utils.configure_runtime).
@@ -20,13 +20,16 @@ import subprocess
 import sys
 import time
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+import utils  # noqa: E402
+
+utils.quiet_tensorflow_startup()   # before TensorFlow is imported
+
 from absl import app, flags  # noqa: E402
 
-# name -> (hparams, seconds per step of the original TF1 code on this machine, or None)
+# name -> (hparams, seconds per step of the original TF1 code on the 2-core CPU of docs/speed.md, or None)
 CONFIGS = {
     'skrnn-lstm': ('model_type=sketch_rnn, dec_model=lstm, enc_model=lstm, dec_rnn_size=512, enc_rnn_size=256, '
                    'batch_size=100', 2.7),
@@ -51,27 +54,31 @@ FLAGS = flags.FLAGS
 def real_batch(hps, max_seq_len):
     """Real bundled sketches (normalised as training does) padded to [B, T+1, 5], and random images."""
     import numpy as np
-    import utils
+
+    import dataset
     sketches = []
     for c in ('bee', 'bus', 'car', 'cat', 'flower'):
-        sketches += utils.load_strokes_npz(utils.category_npz_path(os.path.join(REPO, 'data'), c))['train']
+        sketches += dataset.load_strokes_npz(dataset.category_npz_path(os.path.join(REPO, 'data'), c))['train']
     sketches = [np.clip(s, -1000, 1000).astype(np.float32) for s in sketches[:hps.batch_size]]
-    factor = utils.scale_factor(sketches)
+    factor = dataset.scale_factor(sketches)
     for s in sketches:
         s[:, :2] /= factor
     images = np.random.default_rng(0).uniform(-1, 1, (hps.batch_size, hps.png_width, hps.png_width))
-    return utils.to_stroke5(sketches, max_seq_len), images.astype(np.float32)
+    return dataset.to_stroke5(sketches, max_seq_len), images.astype(np.float32)
 
 
 def time_one(config, mode, max_seq_len, steps):
     """Seconds per training step of one configuration in one mode (this process)."""
+    import hyperparams
     import utils
     utils.configure_runtime(autojit=mode == 'autojit')   # before TensorFlow is imported
     import tensorflow as tf
+
+    import family
     import model
     tf.random.set_seed(0)
-    hps = utils.get_default_hparams().parse(CONFIGS[config][0]).replace(max_seq_len=max_seq_len)
-    net = model.build_model(hps)
+    hps = hyperparams.get_default_hparams().parse(CONFIGS[config][0]).replace(max_seq_len=max_seq_len)
+    net = family.build_model(hps)
     strokes, images = real_batch(hps, max_seq_len)
     if mode == 'eager':
         step_fn, warmup, steps = net.train_step, 1, 1

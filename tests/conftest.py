@@ -9,7 +9,8 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import utils  # noqa: E402
+import dataset  # noqa: E402
+import raster  # noqa: E402
 
 CATEGORIES = ('bee', 'bus', 'car', 'cat', 'flower')
 
@@ -31,8 +32,8 @@ def png_data_dir(tmp_path_factory, data_dir):
     load_dataset expects."""
     directory = str(tmp_path_factory.mktemp('data'))
     for c in CATEGORIES:
-        shutil.copy(utils.category_npz_path(data_dir, c), directory)
-        utils.write_png_npz(directory, directory, c, workers=1)
+        shutil.copy(dataset.category_npz_path(data_dir, c), directory)
+        raster.write_png_npz(directory, directory, c, workers=1)
     return directory
 
 
@@ -43,11 +44,11 @@ TINY_HPARAMS = ('categories=[bee,bus], dec_rnn_size=32, dec_model=lstm, z_size=1
 @pytest.fixture(scope='session')
 def trained_model_dir(tmp_path_factory, png_data_dir):
     """--log_root of a tiny RPCL-pix2seq (TINY_HPARAMS: bee and bus, 48 sketches of each split per category) trained
-    for one epoch by train.train_and_evaluate; its test split holds the 30 bundled test sketches per category."""
-    import train
+    for one epoch by training.train_and_evaluate; its test split holds the 30 bundled test sketches per category."""
+    import training
     log_root = str(tmp_path_factory.mktemp('tiny_model'))
-    hps, *sets = train.prepare_run(log_root, png_data_dir, TINY_HPARAMS, resume=False)
-    train.train_and_evaluate(hps, sets, log_root, seed=0, max_epochs=1)
+    hps, *sets = training.prepare_run(log_root, png_data_dir, TINY_HPARAMS, resume=False)
+    training.train_and_evaluate(hps, sets, log_root, seed=0, max_epochs=1)
     return log_root
 
 
@@ -63,7 +64,7 @@ def _object_array(sketches):
 def write_category():
     """write_category(directory, name, train, valid, test) -> path of a new <name>.npz of stroke-3 sketches."""
     def write(directory, name, train, valid, test):
-        path = utils.category_npz_path(str(directory), name)
+        path = dataset.category_npz_path(str(directory), name)
         np.savez(path, train=_object_array(train), valid=_object_array(valid), test=_object_array(test))
         return path
     return write

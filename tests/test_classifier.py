@@ -12,7 +12,8 @@ import h5py
 import numpy as np
 import pytest
 
-import classifier
+import dataset
+import rec_classifier
 import utils
 
 CATEGORIES = ['bee', 'bus', 'flower']  # chance = 1/3
@@ -22,7 +23,7 @@ CATEGORIES = ['bee', 'bus', 'flower']  # chance = 1/3
 def trained(png_data_dir, tmp_path_factory):
     """A short training (3 epochs, quarter width) on the bundled bee/bus/flower images: (model, config, dir)."""
     model_dir = str(tmp_path_factory.mktemp('classifier'))
-    model, config = classifier.train_classifier(png_data_dir, CATEGORIES, model_dir, epochs=3, batch_size=32,
+    model, config = rec_classifier.train_classifier(png_data_dir, CATEGORIES, model_dir, epochs=3, batch_size=32,
                                                 seed=0, channel_scale=0.25, patience=3, verbose=0)
     return model, config, model_dir
 
@@ -31,10 +32,10 @@ def test_normalise_images_scales_pixels_like_the_generative_model():
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, size=(3, 48, 48), dtype=np.uint8)
     expected = pixels.astype(np.float64) / 255 * 2 - 1  # x = pixel/255*2-1
-    x = classifier.normalise_images(pixels)
+    x = rec_classifier.normalise_images(pixels)
     assert x.shape == (3, 48, 48, 1) and x.dtype == np.float32
     np.testing.assert_allclose(x[..., 0], expected, atol=1e-6)
-    np.testing.assert_array_equal(classifier.normalise_images(x), x)  # float in [-1, 1] passes through
+    np.testing.assert_array_equal(rec_classifier.normalise_images(x), x)  # float in [-1, 1] passes through
 
 
 @pytest.mark.parametrize('images, problem', [
@@ -44,11 +45,11 @@ def test_normalise_images_scales_pixels_like_the_generative_model():
 ])
 def test_normalise_images_rejects_bad_input(images, problem):
     with pytest.raises(utils.UserError, match=re.escape(problem)):
-        classifier.normalise_images(images)
+        rec_classifier.normalise_images(images)
 
 
 def test_build_classifier_map_sizes_follow_the_documented_table():
-    model = classifier.build_classifier(7, channel_scale=0.5)
+    model = rec_classifier.build_classifier(7, channel_scale=0.5)
     convs = [layer for layer in model.layers if layer.__class__.__name__ == 'Conv2D']
     # L1..L8: (map side, channels) for a 48x48 input; canonical channels 64,128,256,256,256,512,512 halved
     assert [(c.output.shape[1], c.output.shape[3]) for c in convs] == [
@@ -59,18 +60,18 @@ def test_build_classifier_map_sizes_follow_the_documented_table():
 def test_accuracy_by_category_counts_each_category_separately():
     labels = np.array([0, 0, 0, 0, 1, 1, 2])
     predicted = np.array([0, 0, 1, 2, 1, 0, 0])
-    accuracy, per_category = classifier.accuracy_by_category(labels, predicted, ['a', 'b', 'c', 'd'])
+    accuracy, per_category = rec_classifier.accuracy_by_category(labels, predicted, ['a', 'b', 'c', 'd'])
     assert accuracy == pytest.approx(3 / 7)
     assert per_category == {'a': 0.5, 'b': 0.5, 'c': 0.0}  # 'd' has no images
-    assert classifier.format_accuracy(accuracy, per_category).splitlines()[-1].split() == ['overall', '42.86%']
+    assert rec_classifier.format_accuracy(accuracy, per_category).splitlines()[-1].split() == ['overall', '42.86%']
 
 
 def test_short_training_beats_chance_on_real_test_images(trained, png_data_dir):
     _, config, model_dir = trained
-    accuracy, per_category = classifier.evaluate(model_dir, png_data_dir, 'test')
+    accuracy, per_category = rec_classifier.evaluate(model_dir, png_data_dir, 'test')
     assert accuracy > 0.6, per_category  # chance is 1/3 on 3 x 30 test sketches
     assert list(per_category) == CATEGORIES
-    with open(os.path.join(model_dir, classifier.CONFIG_FILE)) as f:
+    with open(os.path.join(model_dir, rec_classifier.CONFIG_FILE)) as f:
         saved = json.load(f)
     assert saved == config and saved['categories'] == CATEGORIES
     assert 1 <= saved['best_epoch'] <= saved['epochs_run'] <= 3
@@ -78,35 +79,35 @@ def test_short_training_beats_chance_on_real_test_images(trained, png_data_dir):
 
 def test_save_load_round_trip_gives_identical_predictions(trained, png_data_dir):
     model, _, model_dir = trained
-    loaded, categories = classifier.load_classifier(model_dir)
+    loaded, categories = rec_classifier.load_classifier(model_dir)
     assert categories == CATEGORIES
-    images, _ = classifier.load_labelled_images(png_data_dir, CATEGORIES)['valid']
-    x = classifier.normalise_images(images)
+    images, _ = rec_classifier.load_labelled_images(png_data_dir, CATEGORIES)['valid']
+    x = rec_classifier.normalise_images(images)
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
-    np.testing.assert_array_equal(classifier.predict(loaded, images), classifier.predict(model, x))
-    with zipfile.ZipFile(os.path.join(model_dir, classifier.MODEL_FILE)) as archive:
+    np.testing.assert_array_equal(rec_classifier.predict(loaded, images), rec_classifier.predict(model, x))
+    with zipfile.ZipFile(os.path.join(model_dir, rec_classifier.MODEL_FILE)) as archive:
         with h5py.File(io.BytesIO(archive.read('model.weights.h5'))) as weights:
             assert 'layers' in weights and 'optimizer' not in weights   # inference weights only
 
 
 def test_load_labelled_images_orders_labels_like_the_categories(png_data_dir):
-    images, labels = classifier.load_labelled_images(png_data_dir, ['flower', 'bee'])['test']
-    with np.load(utils.category_png_path(png_data_dir, 'bee')) as bee:
+    images, labels = rec_classifier.load_labelled_images(png_data_dir, ['flower', 'bee'])['test']
+    with np.load(dataset.category_png_path(png_data_dir, 'bee')) as bee:
         np.testing.assert_array_equal(images[30:], bee['test'])
     np.testing.assert_array_equal(labels, [0] * 30 + [1] * 30)
 
 
 def test_library_errors_name_the_problem(tmp_path, png_data_dir):
     with pytest.raises(utils.UserError, match='no classifier in'):
-        classifier.load_classifier(str(tmp_path))
+        rec_classifier.load_classifier(str(tmp_path))
     with pytest.raises(utils.UserError, match="unknown split 'dev'"):
-        classifier.evaluate(str(tmp_path), png_data_dir, 'dev')
+        rec_classifier.evaluate(str(tmp_path), png_data_dir, 'dev')
     with pytest.raises(utils.UserError, match='distinct'):
-        classifier.train_classifier(png_data_dir, ['bee', 'bee'], str(tmp_path))
-    (tmp_path / classifier.MODEL_FILE).write_bytes(b'not a zip')
-    (tmp_path / classifier.CONFIG_FILE).write_text('{"categories": ["bee"]}')
+        rec_classifier.train_classifier(png_data_dir, ['bee', 'bee'], str(tmp_path))
+    (tmp_path / rec_classifier.MODEL_FILE).write_bytes(b'not a zip')
+    (tmp_path / rec_classifier.CONFIG_FILE).write_text('{"categories": ["bee"]}')
     with pytest.raises(utils.UserError, match='cannot read'):
-        classifier.load_classifier(str(tmp_path))
+        rec_classifier.load_classifier(str(tmp_path))
 
 
 CLI_ERRORS = {

@@ -10,11 +10,12 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
+from test_sample import untrained_model
 
 import control
-import sample
+import family
+import sampling
 import utils
-from test_sample import untrained_model
 
 SEED = 5
 TILE = 32  # tile width of the pictures in these tests
@@ -83,7 +84,7 @@ def test_mix_label_names_the_most_frequent_categories():
 @pytest.fixture(scope='module')
 def restored(trained_model_dir, png_data_dir):
     """The tiny trained RPCL-pix2seq (K = 4) with weights set so that Gaussians 0, 1, 3 are alive and 2 is dead."""
-    net, test_set = sample.load_model_and_test_split(trained_model_dir, png_data_dir)
+    net, test_set = family.load_model_and_test_split(trained_model_dir, png_data_dir)
     net.gmm.de_alpha.assign(np.array([[0.45], [0.35], [0.01], [0.19]], np.float32))
     return net, test_set
 
@@ -105,7 +106,7 @@ def test_gallery_has_one_tile_row_per_alive_component(restored, tmp_path):
     assert [(c['index'], c['alive'], c['file']) for c in summary] == [
         (0, True, names[0]), (1, True, names[1]), (2, False, None), (3, True, names[2])]
     assert sum(sum(c['wins'].values()) for c in summary) == len(test_set.strokes)  # each test sketch wins one
-    labels = net.gaussian_index(sample.reference_encodings(net, test_set, np.arange(60), 60)[0]).numpy()
+    labels = net.gaussian_index(sampling.reference_encodings(net, test_set, np.arange(60), 60)[0]).numpy()
     assert summary[3]['wins']['bus'] == int(((labels == 3) & (test_set.labels == 1)).sum())
     again = tmp_path / 'again'
     control.gallery(net, test_set, str(again), num_per_component=5, columns=3, seed=SEED, tile_width=TILE)
@@ -114,7 +115,7 @@ def test_gallery_has_one_tile_row_per_alive_component(restored, tmp_path):
 
 def test_gallery_codes_are_draws_of_their_component(restored):
     net, _ = restored
-    _, means, variances = sample.latent_gaussians(net)
+    _, means, variances = sampling.latent_gaussians(net)
     z = control.component_codes(net, control.Component('gaussian', 3, 0.19, True), 200, np.random.default_rng(0))
     np.testing.assert_allclose(z.mean(axis=0), means[3], atol=4 * np.sqrt(variances[3].max() / 200))
 
@@ -124,10 +125,10 @@ def test_direction_with_scale_zero_reproduces_the_plain_decodes(restored, tmp_pa
     path, codes = control.direction_grid(net, test_set, str(tmp_path), 'bee', 'bus', 'bee:0,4,7', [0.0, 1.0],
                                          seed=SEED, tile_width=TILE)
     assert os.path.basename(path) == 'direction_bee_bus.png'
-    rows = sample.category_rows(test_set, 0)[[0, 4, 7]]
-    mu, _ = sample.reference_encodings(net, test_set, rows, 3)
+    rows = sampling.category_rows(test_set, 0)[[0, 4, 7]]
+    mu, _ = sampling.reference_encodings(net, test_set, rows, 3)
     np.testing.assert_array_equal(codes[:, 0], mu)
-    bee, bus = (sample.reference_encodings(net, test_set, sample.category_rows(test_set, i), 30)[0] for i in (0, 1))
+    bee, bus = (sampling.reference_encodings(net, test_set, sampling.category_rows(test_set, i), 30)[0] for i in (0, 1))
     np.testing.assert_allclose(codes[:, 1], mu + (bus.mean(axis=0) - bee.mean(axis=0)), rtol=1e-5, atol=1e-5)
     drawer = control.Drawer(net, tile_width=TILE)
     plain = drawer.tiles(mu, SEED)
@@ -150,9 +151,9 @@ def test_reconstruction_pairs_put_each_real_sketch_beside_the_decode_of_its_mean
     drawer = control.Drawer(net, tile_width=TILE)
     for index, (category, picked) in enumerate(shown.items()):
         assert len(set(picked)) == 3 and all(0 <= i < 30 for i in picked)
-        rows = sample.category_rows(test_set, index)[picked]
-        mu, _ = sample.reference_encodings(net, test_set, rows, 3)
-        drawn = drawer.tiles(mu, sample.derive_seed(SEED, index))
+        rows = sampling.category_rows(test_set, index)[picked]
+        mu, _ = sampling.reference_encodings(net, test_set, rows, 3)
+        drawn = drawer.tiles(mu, sampling.derive_seed(SEED, index))
         real = drawer.real([test_set.strokes[r] for r in rows])
         for n in range(3):
             np.testing.assert_array_equal(tile_at(picture, index, 2 * n, 2, 6), real[n])
@@ -163,21 +164,22 @@ def test_reconstruction_pairs_put_each_real_sketch_beside_the_decode_of_its_mean
 
 def test_direction_from_one_gaussian_mean_lands_on_another(restored, tmp_path):
     net, test_set = restored
-    _, means, _ = sample.latent_gaussians(net)
+    _, means, _ = sampling.latent_gaussians(net)
     _, codes = control.direction_grid(net, test_set, str(tmp_path), 'gaussian:0', 'gaussian:3', 'gaussian:0',
                                       [0.0, 0.5, 1.0], seed=SEED, tile_width=TILE)
     np.testing.assert_array_equal(codes[0, 0], means[0])
     np.testing.assert_allclose(codes[0, 2], means[3], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(codes[0, 1], (means[0] + means[3]) / 2, rtol=1e-6, atol=1e-6)
-    assert (tile_at(read_png(tmp_path / 'direction_gaussian-0_gaussian-3.png'), 0, 0, 1, 4) == 255).all()  # no real sketch
+    # no real sketch
+    assert (tile_at(read_png(tmp_path / 'direction_gaussian-0_gaussian-3.png'), 0, 0, 1, 4) == 255).all()
 
 
 def test_analogy_decodes_c_plus_b_minus_a(restored, tmp_path):
     net, test_set = restored
     path, codes = control.analogy_grid(net, test_set, str(tmp_path), ['bee:1,bus:2,bee:3', 'bus:0,gaussian:1,bus:5'],
                                        seed=SEED, tile_width=TILE)
-    bee, bus = (sample.reference_encodings(net, test_set, sample.category_rows(test_set, i), 30)[0] for i in (0, 1))
-    _, means, _ = sample.latent_gaussians(net)
+    bee, bus = (sampling.reference_encodings(net, test_set, sampling.category_rows(test_set, i), 30)[0] for i in (0, 1))
+    _, means, _ = sampling.latent_gaussians(net)
     np.testing.assert_allclose(codes[0], [bee[1], bus[2], bee[3], bee[3] + bus[2] - bee[1]], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(codes[1, 3], bus[5] + means[1] - bus[0], rtol=1e-5, atol=1e-5)
     picture = read_png(path)
@@ -215,11 +217,11 @@ def test_rpclh_galleries_of_gaussians_and_groups(png_data_dir, tmp_path):
     net, test_set = untrained_model('rpclh', png_data_dir, num_layer_i=3, num_layer_j=3)
     net.gmm.de_i.assign(np.array([[0.6], [0.39], [0.01]], np.float32))  # group 2 dead
     q_i, q_ji = control.group_weights(net)
-    _, means, _ = sample.latent_gaussians(net)
+    _, means, _ = sampling.latent_gaussians(net)
     np.testing.assert_allclose(control.component_mean(net, 'group', 1), q_ji[:, 1] @ means, rtol=1e-6)
     paths = control.gallery(net, test_set, str(tmp_path), num_per_component=2, columns=2, seed=SEED, tile_width=TILE)
     names = {os.path.basename(p) for p in paths}
-    alive_j = np.flatnonzero(control.is_alive(sample.latent_gaussians(net)[0]))
+    alive_j = np.flatnonzero(control.is_alive(sampling.latent_gaussians(net)[0]))
     assert names == ({f'gallery_gaussian_{j}.png' for j in alive_j} | {'gallery_group_0.png', 'gallery_group_1.png',
                                                                          'gallery_gaussians.png', 'gallery_groups.png',
                                                                          'gallery.json'})
@@ -232,8 +234,8 @@ def test_rpclh_galleries_of_gaussians_and_groups(png_data_dir, tmp_path):
 def test_ia_gallery_labels_by_harmony_weights(png_data_dir, tmp_path):
     net, test_set = untrained_model('ia', png_data_dir, num_mixture=2, num_sub=1)
     control.gallery(net, test_set, str(tmp_path), num_per_component=1, columns=1, seed=SEED, tile_width=TILE)
-    mu, sigma2 = sample.reference_encodings(net, test_set, np.arange(len(test_set.strokes)), 60)
-    labels = net.labels(mu, sigma2).numpy()
+    mu, sigma2 = sampling.reference_encodings(net, test_set, np.arange(len(test_set.strokes)), 60)
+    labels = net.labels(mu, mu, sigma2)['gau_idx'].numpy()
     summary = json.loads((tmp_path / 'gallery.json').read_text())['components']
     assert [sum(c['wins'].values()) for c in summary] == [int((labels == k).sum()) for k in range(2)]
 

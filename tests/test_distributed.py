@@ -33,17 +33,20 @@ def compare_mirrored_step(strategy, model_type, data_dir, out_dir):
     relative change of the weights moves them by ~5e-3 a step later, on one device alone. Prints the differences
     as JSON, and checks that the mirrored model's checkpoint loads into a single-device model (all under out_dir)."""
     import tensorflow as tf
+
+    import dataset
     import distributed
+    import family
+    import hyperparams
     import model
-    import utils
     tf.random.set_seed(0)
     out_dir = os.path.join(out_dir, model_type)
-    hps = utils.get_default_hparams()
+    hps = hyperparams.get_default_hparams()
     hps.parse(HPARAMS + f', model_type={model_type}')
-    train_set, _, _, hps = utils.load_dataset(data_dir, hps, png_required=True)
-    single = model.build_model(hps)
-    with distributed.scope(strategy):
-        mirrored = model.build_model(hps)
+    train_set, _, _, hps = dataset.load_dataset(data_dir, hps, png_required=True)
+    single = family.build_model(hps)
+    with strategy.scope():
+        mirrored = family.build_model(hps)
     # the codes' noise, the same for a sketch on whichever replica it lands: z = mu + 0.5 sigma (patched once the
     # initial weights, drawn with tf.random.normal, are made; restored below)
     normal, tf.random.stateless_normal = tf.random.stateless_normal, lambda shape, *args, **kwargs: tf.fill(shape, 0.5)
@@ -77,7 +80,7 @@ def compare_mirrored_step(strategy, model_type, data_dir, out_dir):
     eval_diff = max(relative_difference(want[k], got[k]) for k in want)
     tf.random.stateless_normal = normal
     saved = tf.train.Checkpoint(model=mirrored).write(os.path.join(out_dir, 'mirrored'))
-    reloaded = model.build_model(hps)
+    reloaded = family.build_model(hps)
     tf.train.Checkpoint(model=reloaded).read(saved).assert_existing_objects_matched()
     reload_diff = max(relative_difference(v, w) for v, w in zip(mirrored.variables, reloaded.variables))
     print(json.dumps(dict(diffs, model_type=model_type, eval=eval_diff, same_winners=same_winners, reload=reload_diff,
@@ -126,8 +129,9 @@ def compare_sharded_updates(strategy):
     RPCL-pix2seq's EM update, on a latent case of 16 codes: as one batch on one device, and sharded over the
     strategy's two replicas with model.ReplicaBatch. Prints, per update, the largest relative difference of any
     replica's result (the updated mixture, the KL) from the single-device one, as JSON."""
-    import tensorflow as tf
     import cases
+    import tensorflow as tf
+
     import model
     import model_ia
     import model_sketch_rnn
@@ -167,7 +171,9 @@ def test_two_workers_train_and_checkpoint(tmp_path, png_data_dir):
     """train.py --strategy=multi_worker as two localhost workers: both finish the same run (same seed, same losses),
     the chief's checkpoint loads into a single-device model and equals the other worker's copy."""
     import tensorflow as tf
-    import model
+
+    import family
+
     hosts = [f'localhost:{port}' for port in free_ports(2)]
     log_root = str(tmp_path / 'run')
     workers = []
@@ -188,7 +194,7 @@ def test_two_workers_train_and_checkpoint(tmp_path, png_data_dir):
     summaries = [[line for line in out.splitlines() if line.startswith(('model_type', 'epoch', 'done'))]
                  for out, _ in outputs]
     assert summaries[0] == summaries[1] and 'done: step 2' in summaries[0][-1], summaries
-    net, hps = model.restore_model(log_root)
+    net, hps = family.restore_model(log_root)
     assert hps.num_steps == 2 and net.gmm.de_mu.shape == (4, 16)
     chief = tf.train.latest_checkpoint(log_root)
     other = tf.train.latest_checkpoint(os.path.join(log_root, 'workers', 'worker-1'))

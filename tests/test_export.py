@@ -7,12 +7,14 @@ import sys
 
 import numpy as np
 import pytest
+from test_tf1_equivalence import FIXTURES, HPARAMS, fixture_path
 
+import dataset
 import export_lib
-import sample
+import family
+import sampling
 import tf1_checkpoint
 import utils
-from test_tf1_equivalence import FIXTURES, HPARAMS, fixture_path
 
 pytestmark = pytest.mark.skipif(not os.path.isdir(FIXTURES), reason=f'no TF1 fixtures at {FIXTURES}')
 
@@ -41,14 +43,14 @@ np.savez(sys.argv[3], **{key: np.asarray(value) for key, value in out.items()})
 
 
 def sample_and_export(name, png_data_dir, tmp_path):
-    """Convert the fixture's step-3 checkpoint, draw PER_CATEGORY sketches per category with sample.sample and
+    """Convert the fixture's step-3 checkpoint, draw PER_CATEGORY sketches per category with sampling.sample and
     export the model: (net, test loader, sample directory, SavedModel directory)."""
     run = str(tmp_path / 'run')
     tf1_checkpoint.convert(fixture_path(name, 'ckpt_step3'), fixture_path(name, 'model_config.json'), run,
                            HPARAMS[name])
-    net, test_set = sample.load_model_and_test_split(run, png_data_dir)
+    net, test_set = family.load_model_and_test_split(run, png_data_dir)
     samples = str(tmp_path / 'samples')
-    sample.sample(net, test_set, samples, PER_CATEGORY, temperature=TEMPERATURE, seed=SEED, progress=False)
+    sampling.sample(net, test_set, samples, PER_CATEGORY, temperature=TEMPERATURE, seed=SEED, progress=False)
     exported = str(tmp_path / 'exported')
     export_lib.export(run, exported)
     return net, test_set, samples, exported
@@ -57,13 +59,13 @@ def sample_and_export(name, png_data_dir, tmp_path):
 def fresh_process_outputs(net, test_set, samples, exported, tmp_path):
     """The SavedModel's generate (for sample.py's codes and seeds), encode and reconstruct (for the references),
     run by FRESH_PROCESS."""
-    config = sample.read_config(samples)
-    inputs = dict(seeds=np.array([sample.derive_seed(SEED, c, 0) for c in range(len(net.hps.categories))]),
+    config = sampling.read_config(samples)
+    inputs = dict(seeds=np.array([sampling.derive_seed(SEED, c, 0) for c in range(len(net.hps.categories))]),
                   temperature=np.float32(TEMPERATURE), max_len=np.int32(net.hps.max_seq_len))
     for c, category in enumerate(net.hps.categories):
         inputs[f'z_{c}'] = np.concatenate([np.load(os.path.join(samples, f'code_{category}_{n}.npy'))
                                            for n in range(PER_CATEGORY)])
-        rows = sample.category_rows(test_set, c)[config['references'][category]]
+        rows = sampling.category_rows(test_set, c)[config['references'][category]]
         batch = test_set.batch_from_indices(rows)
         inputs[f'references_{c}'] = batch.strokes if net.hps.model_type == 'sketch_rnn' else batch.images
     np.savez(tmp_path / 'inputs.npz', **inputs)
@@ -87,7 +89,7 @@ def test_the_saved_model_generates_sample_py_sketches(png_data_dir, tmp_path, na
         for n in range(PER_CATEGORY):
             expected = np.load(os.path.join(samples, f'strokes_{category}_{n}.npy'))
             scale = np.float32([test_set.scale_factor, test_set.scale_factor, 1])
-            np.testing.assert_array_equal((utils.stroke5_to_stroke3(strokes[n]) * scale).astype(np.float32), expected)
+            np.testing.assert_array_equal((dataset.stroke5_to_stroke3(strokes[n]) * scale).astype(np.float32), expected)
         np.testing.assert_allclose(outputs[f'mu_{c}'], inputs[f'z_{c}'], rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(outputs[f'reconstructed_{c}'], strokes)
         if name == 'rpcl_pix2seq':

@@ -1,17 +1,21 @@
 """The family members sketch-rnn, RPCL-pix2seqH and IA-pix2seq: their maths against NumPy references written from
-SPEC.md §15, §4 and §5, and each trained, checkpointed, resumed and restored through train.py on bundled data."""
+docs/model.md#sketch-rnn, #rpcl-pix2seqh and §5, and each trained, checkpointed, resumed and restored through train.py
+on bundled data."""
+import cases
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import cases
+import dataset
+import family
+import hyperparams
+import metrics
 import model
 import model_ia
 import model_rpclh
 import model_sketch_rnn
-import retrieval
-import sample
-import train
+import sampling
+import training
 import utils
 
 RTOL, ATOL = 1e-5, 1e-6
@@ -21,7 +25,7 @@ def hparams(**overrides):
     base = dict(categories=['bus', 'cat'], batch_size=8, dec_rnn_size=16, dec_model='lstm', z_size=6,
                 enc_rnn_size=8, num_mixture=2, num_sub=2, num_layer_i=4, num_layer_j=4)
     base.update(overrides)
-    return utils.get_default_hparams().replace(**base)
+    return hyperparams.get_default_hparams().replace(**base)
 
 
 def stroke5_batch(lengths, max_len, seed=0):
@@ -33,13 +37,14 @@ def stroke5_batch(lengths, max_len, seed=0):
         seq[rng.random(n) < 0.3, 2] = 1
         seq[-1, 2] = 1
         seqs.append(seq)
-    return utils.to_stroke5(seqs, max_len)
+    return dataset.to_stroke5(seqs, max_len)
 
 
 # ------------------------------------------------------------------------------------------------ H: NumPy reference
 
 def np_density(y, m, v):
-    """SPEC §4.2: log p~ without 2 pi, rows shifted to a maximum of 700, clipped to +-700, exp in float64."""
+    """docs/model.md#hierarchy-density: log p~ without 2 pi, rows shifted to a maximum of 700, clipped to +-700, exp in
+    float64."""
     v = v + 1e-10
     log_p = -0.5 * ((y[:, None, :] - m[None]) ** 2 / v[None]).sum(-1) - np.log(np.sqrt(v)).sum(-1)[None]
     log_p = np.clip(log_p + 700 - log_p.max(1, keepdims=True), -700, 700)
@@ -70,7 +75,7 @@ def np_rpcl_soft(p):
 
 
 def np_h_update(y, mu, s2, m, v, q_i, q_ji, rpcl):
-    """SPEC §4.3 (EM) / §4.4 (RPCL), step by step."""
+    """docs/model.md#hierarchy-em-update (EM) / §4.4 (RPCL), step by step."""
     num_j = m.shape[0]
     q_j = q_ji @ q_i
     r = np_norm(q_j[:, 0][None] * np_density(y, m, v), 1)
@@ -360,7 +365,7 @@ def test_sketch_rnn_initialisers_optimiser_and_costs():
     train_out, _, _ = net.losses(strokes, None, step, training=True)
     np.testing.assert_allclose(train_out['kl_weight'].numpy(), 0.5 - 0.49 * 0.99995 ** 20000, rtol=1e-5)
     valid, _, _ = net.losses(strokes, None, step, training=False)
-    assert valid['kl_weight'].numpy() == pytest.approx(0.01)      # QUIRK §15.5: magenta's never-fed eval weight
+    assert valid['kl_weight'].numpy() == pytest.approx(0.01)      # Q25: magenta's never-fed eval weight
     np.testing.assert_allclose(valid['loss'].numpy(), valid['lil_loss'].numpy() + 0.01 * valid['kl_loss'].numpy(),
                                rtol=1e-6)
     assert valid['kl_loss'].numpy() >= 0.2
@@ -408,15 +413,15 @@ def test_train_resume_restore(model_type, png_data_dir, tmp_path):
     with sample.py and score the samples with retrieval.py."""
     log_root = str(tmp_path / model_type)
     tf.random.set_seed(0)
-    hps, *sets = train.prepare_run(log_root, png_data_dir, f'{TINY}, model_type={model_type}', resume=False)
-    first = train.train_and_evaluate(hps, sets, log_root, max_epochs=1, checkpoint_minutes=0)
+    hps, *sets = training.prepare_run(log_root, png_data_dir, f'{TINY}, model_type={model_type}', resume=False)
+    first = training.train_and_evaluate(hps, sets, log_root, max_epochs=1, checkpoint_minutes=0)
     assert first['step'] == sets[0].num_batches > 0 and first['epoch'] == 1
-    assert type(first['model']).__name__ == model.MODEL_TYPES[model_type][1]
-    hps, *sets = train.prepare_run(log_root, png_data_dir, '', resume=True)
-    second = train.train_and_evaluate(hps, sets, log_root, max_epochs=2, checkpoint_minutes=0, resume=True)
+    assert type(first['model']) is family.MODEL_TYPES[model_type]
+    hps, *sets = training.prepare_run(log_root, png_data_dir, '', resume=True)
+    second = training.train_and_evaluate(hps, sets, log_root, max_epochs=2, checkpoint_minutes=0, resume=True)
     assert second['epoch'] + second['strikes'] == 2                   # the resumed run did its one epoch
     assert second['step'] in (first['step'], 2 * first['step'])        # improved, or rolled back to the best
-    net, restored_hps = model.restore_model(log_root)
+    net, restored_hps = family.restore_model(log_root)
     assert restored_hps.model_type == model_type and restored_hps.max_seq_len == hps.max_seq_len
     adam = {id(v) for v in second['model'].optimizer.variables}
     trained = [v for v in second['model'].variables if id(v) not in adam]   # inference restores no Adam moments
@@ -434,15 +439,16 @@ def test_train_resume_restore(model_type, png_data_dir, tmp_path):
     np.testing.assert_array_equal(sketches.numpy()[..., 2:].sum(-1), 1.0)     # one pen state per row
     if model_type == 'rpclh':
         for transient in (False, True):
-            i_label, j_label = net.labels(mu, mu, sigma2, transient=transient)
+            labels = net.labels(mu, mu, sigma2, transient=transient)
+            i_label, j_label = labels['i_label'], labels['j_label']
             assert i_label.shape == j_label.shape == (16,) and j_label.numpy().max() < 3
-        np.testing.assert_array_equal(net.labels(mu, mu, sigma2)[1].numpy(), index)
+        np.testing.assert_array_equal(net.labels(mu, mu, sigma2)['j_label'].numpy(), index)
         np.testing.assert_allclose(net.mixture_weights().numpy().sum(), 1.0, rtol=1e-5)
     if model_type == 'ia':
-        assert net.labels(mu, sigma2).shape == (16,)
+        assert net.labels(mu, mu, sigma2)['gau_idx'].shape == (16,)
     sample_dir = str(tmp_path / 'sample')
-    count = sample.sample(net, sets[2], sample_dir, num_per_category=5, seed=3, progress=False)
-    samples = retrieval.load_sample_dir(sample_dir, hps.categories)
+    count = sampling.sample(net, sets[2], sample_dir, num_per_category=5, seed=3, progress=False)
+    samples = metrics.load_sample_dir(sample_dir, hps.categories)
     assert count == len(samples.names) == 10
-    scores = retrieval.ret_scores(samples.codes, retrieval.encode_generated(net, samples, sample_dir))
+    scores = metrics.ret_scores(samples.codes, metrics.encode_generated(net, samples, sample_dir))
     assert sorted(scores) == [1, 10, 50] and 0.0 <= scores[1] <= scores[10] == scores[50] == 1.0

@@ -1,13 +1,16 @@
-"""model.py against NumPy references written from the SPEC §3 formulas, plus a gradient test and an overfit test."""
+"""model.py against NumPy references written from the docs/model.md#rpcl-pix2seq formulas, plus a gradient test and an
+overfit test."""
 import math
 
+import cases
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import cases
+import dataset
+import hyperparams
 import model
-import utils
+import raster
 
 RTOL = 1e-5
 
@@ -108,7 +111,7 @@ def test_e_step_underflow_quirk_and_stable_switch(gmm_case):
     far = c['z'] + 60.0  # every log-density far below -745: float64 exp underflows
     assert np_log_gaussian(far, c['m'], c['v']).max() < -800
     quirky = model.e_step(far, c['alpha'], c['m'], c['v']).numpy()
-    np.testing.assert_allclose(quirky, 1.0 / 4, rtol=1e-5)      # uniform after clipping (QUIRK 7)
+    np.testing.assert_allclose(quirky, 1.0 / 4, rtol=1e-5)      # uniform after clipping (Q7)
     stable = model.e_step(far, c['alpha'], c['m'], c['v'], stable=True).numpy()
     log_post = np_log_gaussian(far, c['m'], c['v']) + np.log(c['alpha'][:, 0])[None]
     expected = np.clip(np_softmax(log_post, axis=1), 1e-5, 1)
@@ -199,7 +202,7 @@ def test_z_dependence_is_the_shuffled_minus_the_own_code_loss():
 
 
 def test_schedules():
-    hps = utils.get_default_hparams()
+    hps = hyperparams.get_default_hparams()
     for s in (0, 1, 10000, 50000):
         np.testing.assert_allclose(model.kl_weight(tf.constant(s)).numpy(), 1 - 0.999 * 0.9999 ** s, rtol=1e-5)
         want_lr = (1e-3 - 1e-5) * 0.9999 ** (s / 3) + 1e-5
@@ -243,18 +246,18 @@ def small_hps(**overrides):
     base = dict(categories=['bee', 'bus'], dec_rnn_size=64, dec_model='lstm', z_size=16, batch_size=16,
                 num_mixture=2, num_sub=2, num_per_category=70000)
     base.update(overrides)
-    return utils.get_default_hparams().replace(**base)
+    return hyperparams.get_default_hparams().replace(**base)
 
 
 def real_batch(hps, n=16, seed=0):
-    seqs = utils.load_strokes_npz('data/bee.npz')['train'][:n // 2] + \
-        utils.load_strokes_npz('data/bus.npz')['train'][:n // 2]
+    seqs = dataset.load_strokes_npz('data/bee.npz')['train'][:n // 2] + \
+        dataset.load_strokes_npz('data/bus.npz')['train'][:n // 2]
     seqs = [s.astype(np.float32) for s in seqs]
-    images = utils.render_fast(seqs, width=hps.png_width).astype(np.float32) / 255.0 * 2 - 1
-    factor = utils.scale_factor(seqs)
+    images = raster.render_fast(seqs, width=hps.png_width).astype(np.float32) / 255.0 * 2 - 1
+    factor = dataset.scale_factor(seqs)
     seqs = [np.concatenate([s[:, :2] / factor, s[:, 2:]], axis=1) for s in seqs]
     max_len = max(len(s) for s in seqs)
-    return tf.constant(utils.to_stroke5(seqs, max_len)), tf.constant(images), max_len
+    return tf.constant(dataset.to_stroke5(seqs, max_len)), tf.constant(images), max_len
 
 
 def test_model_gradient_reaches_encoder_via_gamma():
@@ -275,7 +278,8 @@ def test_small_model_overfits_real_sketches():
     net = model.RPCLPix2Seq(hps)
     strokes, images, max_len = real_batch(hps)
     train, _ = model.compile_steps(net, 16, max_len, hps.png_width)
-    losses = [float(train(strokes, images, tf.constant(s, tf.int64), tf.constant([0, s], tf.int64))['loss']) for s in range(120)]
+    losses = [float(train(strokes, images, tf.constant(s, tf.int64), tf.constant([0, s], tf.int64))['loss'])
+              for s in range(120)]
     first, last = np.mean(losses[:5]), np.mean(losses[-5:])
     assert np.isfinite(losses).all()
     assert last < 0.5 * first, (first, last)

@@ -3,14 +3,15 @@ the whole encode -> decode -> render -> classify path on real QuickDraw test ske
 import os
 import shutil
 
-import numpy as np
 import pytest
 
-import classifier
+import dataset
+import family
+import metrics
 import model
-import retrieval
-import sample
-import utils
+import raster
+import rec_classifier
+import sampling
 
 PRETRAINED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'pretrained')
 CATEGORIES = ('alarm clock', 'face', 'radio')
@@ -22,25 +23,25 @@ def quickdraw3_dir(tmp_path_factory, data_dir):
     """A copy of the three bundled categories with their rendered images."""
     directory = str(tmp_path_factory.mktemp('quickdraw3'))
     for c in CATEGORIES:
-        shutil.copy(utils.category_npz_path(data_dir, c), directory)
-        utils.write_png_npz(directory, directory, c, workers=1)
+        shutil.copy(dataset.category_npz_path(data_dir, c), directory)
+        raster.write_png_npz(directory, directory, c, workers=1)
     return directory
 
 
 def test_the_shipped_classifier_recognises_real_test_sketches(quickdraw3_dir):
-    accuracy, per_category = classifier.evaluate(os.path.join(PRETRAINED, 'classifier-quickdraw3'), quickdraw3_dir)
+    accuracy, per_category = rec_classifier.evaluate(os.path.join(PRETRAINED, 'classifier-quickdraw3'), quickdraw3_dir)
     assert list(per_category) == list(CATEGORIES) and accuracy > 0.9
 
 
 def test_rpcl_quickdraw3_draws_sketches_the_classifier_recognises(quickdraw3_dir, tmp_path):
     """10 conditional samples per category (temperature 0.24, seed 1): the shipped classifier recognises well above
     chance (1/3) what the shipped RPCL-pix2seq draws, and its latent mixture has alive Gaussians."""
-    net, test_set = sample.load_model_and_test_split(os.path.join(PRETRAINED, 'rpcl-quickdraw3'), quickdraw3_dir)
+    net, test_set = family.load_model_and_test_split(os.path.join(PRETRAINED, 'rpcl-quickdraw3'), quickdraw3_dir)
     assert net.hps.categories == list(CATEGORIES) and model.is_alive(net.mixture_weights().numpy()).sum() >= 2
-    written = sample.sample(net, test_set, str(tmp_path), num_per_category=PER_CATEGORY, seed=1, progress=False)
+    written = sampling.sample(net, test_set, str(tmp_path), num_per_category=PER_CATEGORY, seed=1, progress=False)
     assert written == PER_CATEGORY * len(CATEGORIES)
-    samples = retrieval.load_sample_dir(str(tmp_path), net.hps.categories)
+    samples = metrics.load_sample_dir(str(tmp_path), net.hps.categories)
     assert all(len(seq) > 3 for seq in samples.strokes)
-    network, names = classifier.load_classifier(os.path.join(PRETRAINED, 'classifier-quickdraw3'))
-    rec, _ = retrieval.rec_score(network, names, samples.images, samples.category_ids, net.hps.categories)
+    network, names = rec_classifier.load_classifier(os.path.join(PRETRAINED, 'classifier-quickdraw3'))
+    rec, _ = metrics.rec_score(network, names, samples.images, samples.category_ids, net.hps.categories)
     assert rec >= 0.5, rec

@@ -12,11 +12,15 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import TINY_HPARAMS
 from PIL import Image
 
-import train
+import dataset
+import family
+import hyperparams
+import raster
+import training
 import utils
-from conftest import TINY_HPARAMS
 
 # ------------------------------------------------------------------------------------------------ bad inputs
 
@@ -139,7 +143,7 @@ def object_array(sketches):
 def bee_sketches(data, count):
     """The first `count` bundled bee sketches of every split: {split: [stroke-3 arrays]}."""
     with np.load(os.path.join(data, 'bee.npz'), allow_pickle=True, encoding='latin1') as bee:
-        return {split: list(bee[split][:count]) for split in utils.SPLITS}
+        return {split: list(bee[split][:count]) for split in dataset.SPLITS}
 
 
 def bad_category(directory, data, third_sketch=None, **arrays):
@@ -183,7 +187,7 @@ def make_bad_files(tmp, data, model):
     shutil.copy(bee, f'{tmp}/no_png')
     os.makedirs(f'{tmp}/count')
     shutil.copy(bee, f'{tmp}/count')
-    with np.load(utils.category_png_path(data, 'bee')) as images:
+    with np.load(dataset.category_png_path(data, 'bee')) as images:
         np.savez(f'{tmp}/count/bee_png.npz', train=images['train'][:-1], valid=images['valid'],
                  test=images['test'])
     os.makedirs(f'{tmp}/empty')
@@ -204,7 +208,7 @@ def make_bad_files(tmp, data, model):
     np.save(f'{tmp}/bad_png/code_bee_0.npy', np.zeros((1, 16), np.float32))
     os.makedirs(f'{tmp}/no_code')
     shutil.copy(f'{tmp}/bad_png/code_bee_0.npy', f'{tmp}/no_code/code_bee_1.npy')
-    white = utils.render_fast([np.array([[0, 0, 1]])])[0]
+    white = raster.render_fast([np.array([[0, 0, 1]])])[0]
     Image.fromarray(white).save(f'{tmp}/no_code/bee_0.png')
     os.makedirs(f'{tmp}/other_codes')
     for n in range(3):
@@ -253,11 +257,11 @@ def test_one_point_sketches_and_huge_offsets_are_drawn_and_clipped_as_the_origin
     one_point, huge = np.array([[3.0, 4.0, 1.0]]), np.array([[1e9, 5.0, 0.0], [3.0, 4.0, 1.0]])
     splits['train'][:2] = [one_point, huge]
     np.savez(tmp_path / 'bee.npz', **{k: object_array(v) for k, v in splits.items()})
-    utils.write_png_npz(str(tmp_path), str(tmp_path), 'bee', workers=1)
+    raster.write_png_npz(str(tmp_path), str(tmp_path), 'bee', workers=1)
     with np.load(tmp_path / 'bee_png.npz') as images:
-        np.testing.assert_array_equal(images['train'][:2], utils.render_reference([one_point, huge]))
-    hps = utils.get_default_hparams().replace(categories=['bee'], batch_size=4, num_per_category=20)
-    train_set, _, _, _ = utils.load_dataset(str(tmp_path), hps)
+        np.testing.assert_array_equal(images['train'][:2], raster.render_reference([one_point, huge]))
+    hps = hyperparams.get_default_hparams().replace(categories=['bee'], batch_size=4, num_per_category=20)
+    train_set, _, _, _ = dataset.load_dataset(str(tmp_path), hps)
     sigma = train_set.scale_factor
     np.testing.assert_allclose(train_set.strokes[0], one_point / [sigma, sigma, 1], rtol=1e-6)
     np.testing.assert_allclose(train_set.strokes[1], [[1000 / sigma, 5 / sigma, 0], [3 / sigma, 4 / sigma, 1]],
@@ -275,7 +279,7 @@ def nan_gradient(x):
 def poison_gradients(monkeypatch, is_faulty):
     """Make train.py build models whose loss has a NaN gradient (the loss itself stays finite) on the training
     steps whose call number n (0, 1, ... over the run, skipped steps included) has is_faulty(n) true."""
-    build_model = train.model_lib.build_model
+    build_model = family.build_model
 
     def build_poisoned(hps):
         net = build_model(hps)
@@ -291,7 +295,7 @@ def poison_gradients(monkeypatch, is_faulty):
         net.losses = poisoned
         return net
 
-    monkeypatch.setattr(train.model_lib, 'build_model', build_poisoned)
+    monkeypatch.setattr(family, 'build_model', build_poisoned)
 
 
 def poison_batch(monkeypatch, loader, number):
@@ -323,13 +327,13 @@ def test_nan_in_data_is_skipped_and_nan_gradients_roll_back_to_the_best_checkpoi
     """Epoch 1: its 3rd batch holds a NaN offset: that step is skipped, the others train and vector-1 is saved.
     Epoch 2: every gradient is NaN: after FAULT_PATIENCE skipped steps in a row the run rolls back to vector-1
     (its step counter too) and goes on: epoch 3 trains normally."""
-    hps, *sets = train.prepare_run(str(tmp_path), png_data_dir, TINY_HPARAMS, resume=False)
+    hps, *sets = training.prepare_run(str(tmp_path), png_data_dir, TINY_HPARAMS, resume=False)
     per_epoch = sets[0].num_batches
-    assert per_epoch == train.FAULT_PATIENCE == 5
+    assert per_epoch == training.FAULT_PATIENCE == 5
     poison_batch(monkeypatch, sets[0], 3)
     poison_gradients(monkeypatch, lambda n: (n >= per_epoch) & (n < 2 * per_epoch))
     tf.random.set_seed(0)
-    result = train.train_and_evaluate(hps, sets, str(tmp_path), seed=3, max_epochs=3, checkpoint_minutes=0)
+    result = training.train_and_evaluate(hps, sets, str(tmp_path), seed=3, max_epochs=3, checkpoint_minutes=0)
     out = capsys.readouterr().out
     assert 'step 2: non-finite lil_loss, loss; step skipped (1 in a row' in out, out
     for n in range(1, 6):
@@ -346,23 +350,23 @@ def test_nan_in_data_is_skipped_and_nan_gradients_roll_back_to_the_best_checkpoi
 
 def test_repeated_faults_stop_the_run_with_a_clear_message(tmp_path, png_data_dir, monkeypatch, capsys):
     """NaN gradients from epoch 2 on: three rollbacks to vector-1, then a UserError; nothing non-finite saved."""
-    hps, *sets = train.prepare_run(str(tmp_path), png_data_dir, TINY_HPARAMS, resume=False)
+    hps, *sets = training.prepare_run(str(tmp_path), png_data_dir, TINY_HPARAMS, resume=False)
     poison_gradients(monkeypatch, lambda n: n >= sets[0].num_batches)
     tf.random.set_seed(0)
     with pytest.raises(utils.UserError, match=r'^5 training steps in a row had non-finite values \(up to step 5\); '
                                               r'stopping: 3 rollbacks to the best checkpoint did not help'):
-        train.train_and_evaluate(hps, sets, str(tmp_path), seed=3, max_epochs=20, checkpoint_minutes=0)
+        training.train_and_evaluate(hps, sets, str(tmp_path), seed=3, max_epochs=20, checkpoint_minutes=0)
     out = capsys.readouterr().out
     assert [int(n) for n in re.findall(r'\(step 5\), rollback (\d)/3', out)] == [1, 2, 3]
     assert_saved_states_finite(str(tmp_path))
 
 
 def test_a_non_finite_variable_is_never_saved(tmp_path, png_data_dir):
-    hps, *_ = train.prepare_run(str(tmp_path), png_data_dir, TINY_HPARAMS, resume=False)
-    net, state = train.model_lib.build_model(hps), train.TrainState()
-    checkpoints = train.Checkpoints(str(tmp_path), net, state)
+    hps, *_ = training.prepare_run(str(tmp_path), png_data_dir, TINY_HPARAMS, resume=False)
+    net, state = family.build_model(hps), training.TrainState()
+    checkpoints = training.Checkpoints(str(tmp_path), net, state)
     net.gmm.de_mu.assign(tf.fill(net.gmm.de_mu.shape, np.inf))
-    with pytest.raises(train.NumericalFault, match='de_mu.* holds NaN or inf at step 0; not saved'):
+    with pytest.raises(training.NumericalFault, match='de_mu.* holds NaN or inf at step 0; not saved'):
         checkpoints.save_last()
     assert tf.train.latest_checkpoint(str(tmp_path / 'last')) is None
 
@@ -419,7 +423,7 @@ def saved_states(log_root):
             reader = tf.train.load_checkpoint(path)
             states[path] = tuple(int(reader.get_tensor(f'state/{key}/.ATTRIBUTES/VARIABLE_VALUE'))
                                  for key in ('serial', 'step', 'strikes'))
-    utils.load_hparams_json(os.path.join(log_root, 'model_config.json'))
+    hyperparams.load_hparams_json(os.path.join(log_root, 'model_config.json'))
     return states, temps
 
 
@@ -463,8 +467,8 @@ def test_kill_9_at_random_moments_then_resume_loses_nothing(tmp_path, png_data_d
     assert set(died_in) >= set(PHASES), died_in
     with capsys.disabled():
         phases = ', '.join(f'{phase} {died_in.count(phase)}' for phase in sorted(set(died_in)))
-        print(f'\nkill -9: {KILLS} kills (died in: {phases}), {KILLS} resumes, {len(saves)} distinct saves seen, all complete; {redone} steps redone after '
-              f'kills, {temps} temp-named leftovers')
+        print(f'\nkill -9: {KILLS} kills (died in: {phases}), {KILLS} resumes, {len(saves)} distinct saves seen, '
+              f'all complete; {redone} steps redone after kills, {temps} temp-named leftovers')
 
 
 # ------------------------------------------------------------------------------------------------ determinism

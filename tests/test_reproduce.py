@@ -8,18 +8,21 @@ import sys
 import numpy as np
 import pytest
 
+import dataset
+import metrics
 import reproduce
+import study
 import utils
 
 
 def test_epoch_improved_marks_the_kept_epochs():
-    assert reproduce.epoch_improved([5.0, 4.0, 4.5, 4.0, 3.0]) == [True, True, False, False, True]
-    assert reproduce.epoch_improved([]) == []
+    assert study.epoch_improved([5.0, 4.0, 4.5, 4.0, 3.0]) == [True, True, False, False, True]
+    assert study.epoch_improved([]) == []
 
 
 def test_mean_and_spread():
-    assert reproduce.mean_and_spread([0.25]) == '0.250'
-    assert reproduce.mean_and_spread([0.2, 0.3, 0.4]) == '0.300 ± 0.100'
+    assert study.mean_and_spread([0.25]) == '0.250'
+    assert study.mean_and_spread([0.2, 0.3, 0.4]) == '0.300 ± 0.100'
 
 
 def test_knn_accuracy_against_a_loop():
@@ -31,30 +34,31 @@ def test_knn_accuracy_against_a_loop():
         d = [((codes[m] - codes[n]) ** 2).sum() if m != n else np.inf for m in range(40)]
         nearest = labels[np.argsort(d, kind='stable')[:5]]
         expected.append(np.bincount(nearest, minlength=3).argmax() == labels[n])
-    assert reproduce.knn_accuracy(codes, labels) == pytest.approx(np.mean(expected))
+    assert metrics.knn_accuracy(codes, labels) == pytest.approx(np.mean(expected))
     separated = np.repeat(np.arange(3), 10)
-    assert reproduce.knn_accuracy(np.eye(3)[separated] * 10 + rng.normal(size=(30, 3)) * 0.1, separated) == 1.0
+    assert metrics.knn_accuracy(np.eye(3)[separated] * 10 + rng.normal(size=(30, 3)) * 0.1, separated) == 1.0
 
 
 def test_purity_counts_the_majority_category_of_every_gaussian():
     labels = np.array([0, 0, 0, 2, 2, 5])
     categories = np.array([1, 1, 0, 0, 0, 1])
-    assert reproduce.purity(labels, categories) == pytest.approx((2 + 2 + 1) / 6)
+    assert study.purity(labels, categories) == pytest.approx((2 + 2 + 1) / 6)
 
 
 def test_last_line_reads_through_progress_bars(tmp_path):
     path = tmp_path / 'log'
     path.write_text('first\nepoch 1:  10%\repoch 1: 100%\nerror: no data\n\n')
-    assert reproduce.last_line(str(path)) == 'error: no data'
+    assert study.last_line(str(path)) == 'error: no data'
     path.write_text('')
-    assert reproduce.last_line(str(path)) == '(no output)'
+    assert study.last_line(str(path)) == '(no output)'
 
 
 class Flags:
     """The flag values study_settings reads, tiny by default."""
 
     def __init__(self, **values):
-        self.tiny, self.categories, self.models, self.seeds, self.epochs = True, None, list(reproduce.MODELS), None, None
+        self.tiny, self.categories, self.models = True, None, list(study.MODELS)
+        self.seeds = self.epochs = None
         self.__dict__.update(values)
 
 
@@ -77,27 +81,27 @@ def test_study_settings_reject_bad_flags(values, message):
 
 
 def test_a_missing_category_file_is_one_clear_error(tmp_path):
-    chain = reproduce.Chain(str(tmp_path / 'out'))
+    chain = study.Chain(str(tmp_path / 'out'))
     with pytest.raises(utils.UserError, match='no .*giraffe.npz'):
-        reproduce.prepare_data(chain, str(tmp_path), ['giraffe'])
+        study.prepare_data(chain, str(tmp_path), ['giraffe'])
 
 
 def test_an_output_dir_that_is_a_file_is_one_clear_error(tmp_path):
     (tmp_path / 'taken').write_text('')
     with pytest.raises(utils.UserError, match='cannot create --output_dir .*taken'):
-        reproduce.Chain(str(tmp_path / 'taken'))
+        study.Chain(str(tmp_path / 'taken'))
 
 
 def test_programs_see_relative_paths_from_the_callers_directory(tmp_path, data_dir, monkeypatch):
-    shutil.copy(utils.category_npz_path(data_dir, 'bee'), tmp_path)
+    shutil.copy(dataset.category_npz_path(data_dir, 'bee'), tmp_path)
     monkeypatch.chdir(tmp_path)
-    chain = reproduce.Chain('out')
+    chain = study.Chain('out')
     chain.run('seq2png', 'seq2png.py', input_dir='.', output_dir='out', categories='bee')
     assert (tmp_path / 'out' / 'bee_png.npz').is_file() and (tmp_path / 'out' / 'logs' / 'seq2png.log').is_file()
 
 
 def test_a_failing_program_names_itself_and_its_last_line(tmp_path):
-    chain = reproduce.Chain(str(tmp_path))
+    chain = study.Chain(str(tmp_path))
     with pytest.raises(utils.UserError, match=r"train.py failed \(exit 1\): error: .*unknown hparam 'bogus'"):
         chain.run('train', 'train.py', log_root=str(tmp_path / 'model'), hparams='bogus=1')
     assert 'python3 train.py' in (tmp_path / 'commands.sh').read_text()
@@ -121,7 +125,7 @@ def tiny_study(tmp_path_factory, repo_dir):
 def test_tiny_study_scores_every_model(tiny_study):
     out, summary, stdout = tiny_study
     runs = {r['model_type']: r for r in summary['runs']}
-    assert sorted(runs) == sorted(reproduce.MODELS) and summary['seeds'] == [1]
+    assert sorted(runs) == sorted(study.MODELS) and summary['seeds'] == [1]
     for model_type, r in runs.items():
         assert r['num_sketches'] == 48                      # 24 test sketches of bee and bus, one sample each
         assert 0 <= r['rec'] <= 1 and set(r['rec_by_category']) == {'bee', 'bus'}
@@ -140,9 +144,9 @@ def test_tiny_study_scores_every_model(tiny_study):
 
 def test_tiny_study_writes_figures_commands_and_docs(tiny_study):
     out, summary, _ = tiny_study
-    for name in reproduce.FIGURES:
+    for name in study.FIGURES:
         assert (out / name).stat().st_size > 1000 and (out / 'docs' / name).is_file()
-    assert (out / 'docs' / 'results.md').read_text() == summary['table']
+    assert (out / 'docs' / study.TABLE_FILE).read_text() == summary['table']
     lines = (out / 'docs' / 'commands.sh').read_text().splitlines()
     assert lines[0].startswith('# ') and lines[0].endswith('reproduce.py ' + ' '.join(tiny_flags(out)))
     commands = [line for line in lines if not line.startswith('#')]

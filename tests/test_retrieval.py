@@ -6,17 +6,20 @@ import sys
 
 import numpy as np
 import pytest
-
-import retrieval
-import sample
-import utils
 from test_sample import untrained_model
+
+import family
+import metrics
+import raster
+import rec_classifier
+import sampling
+import utils
 
 CATEGORIES = ['bee', 'bus']
 
 
 def np_ret(real, gen, ks):
-    """SPEC §8.1 as the original computes it for every n: d(n, m) = mean_d (y_m - y'_n)^2, then k times take the
+    """docs/model.md#ret as the original computes it for every n: d(n, m) = mean_d (y_m - y'_n)^2, then k times take the
     argmin (first index on ties) and mask it; a hit when y_n is picked."""
     hits = {k: 0 for k in ks}
     for n in range(len(gen)):
@@ -40,30 +43,30 @@ def test_ret_scores_match_the_original_procedure(chunk):
     gen[5] = real[5]
     gen[9] = real[9]
     expected = np_ret(real, gen, (1, 3, 10))
-    assert retrieval.ret_scores(real, gen, ks=(1, 3, 10), chunk=chunk) == pytest.approx(expected, abs=1e-12)
+    assert metrics.ret_scores(real, gen, ks=(1, 3, 10), chunk=chunk) == pytest.approx(expected, abs=1e-12)
     assert 0 < expected[1] < expected[3] < expected[10] < 1
 
 
 def test_ret_is_one_for_identical_codes_and_chance_for_shuffled_pairs():
     rng = np.random.default_rng(1)
     real = rng.standard_normal((1000, 16)).astype(np.float32)
-    assert retrieval.ret_scores(real, real, chunk=128) == {1: 1.0, 10: 1.0, 50: 1.0}
+    assert metrics.ret_scores(real, real, chunk=128) == {1: 1.0, 10: 1.0, 50: 1.0}
     shuffled = real[rng.permutation(len(real))]
-    scores = retrieval.ret_scores(real, shuffled, chunk=128)
+    scores = metrics.ret_scores(real, shuffled, chunk=128)
     for k, value in scores.items():
         assert abs(value - k / len(real)) < 0.03, scores
 
 
 def test_ret_scores_rejects_unpaired_codes():
     with pytest.raises(utils.UserError, match='paired'):
-        retrieval.ret_scores(np.zeros((4, 3)), np.zeros((5, 3)))
+        metrics.ret_scores(np.zeros((4, 3)), np.zeros((5, 3)))
 
 
 # ------------------------------------------------------------------------------------------------ sample directories
 
 @pytest.fixture(scope='module')
 def restored(trained_model_dir, png_data_dir):
-    return sample.load_model_and_test_split(trained_model_dir, png_data_dir)
+    return family.load_model_and_test_split(trained_model_dir, png_data_dir)
 
 
 @pytest.fixture(scope='module')
@@ -73,17 +76,17 @@ def reference_dir(restored, tmp_path_factory):
     net, test_set = restored
     directory = str(tmp_path_factory.mktemp('references'))
     batch = test_set.batch_from_indices(np.arange(len(test_set.strokes)))
-    mu, _ = sample.encode_batched(net, None, batch.images, 64)
+    mu, _ = sampling.encode_batched(net, None, batch.images, 64)
     for i, c in enumerate(CATEGORIES):
-        for n, row in enumerate(sample.category_rows(test_set, i)):
-            files = sample.sketch_files(f'{c}_{n}', test_set.strokes[row], test_set.images[row], mu[row], {})
-            sample.write_files(directory, files)
+        for n, row in enumerate(sampling.category_rows(test_set, i)):
+            files = sampling.sketch_files(f'{c}_{n}', test_set.strokes[row], test_set.images[row], mu[row], {})
+            sampling.write_files(directory, files)
     return directory
 
 
 def test_load_sample_dir_orders_by_number_and_reads_the_red_channel(reference_dir, restored):
     _, test_set = restored
-    samples = retrieval.load_sample_dir(reference_dir, CATEGORIES)
+    samples = metrics.load_sample_dir(reference_dir, CATEGORIES)
     assert samples.names[:12] == [f'bee_{n}' for n in range(12)]          # bee_10 after bee_9
     assert samples.names[30] == 'bus_0' and len(samples.names) == 60
     np.testing.assert_array_equal(samples.category_ids, np.repeat([0, 1], 30))
@@ -94,20 +97,20 @@ def test_load_sample_dir_orders_by_number_and_reads_the_red_channel(reference_di
 
 def test_ret_is_one_when_the_generated_images_are_the_references(reference_dir, restored):
     net, _ = restored
-    samples = retrieval.load_sample_dir(reference_dir, CATEGORIES)
-    generated = retrieval.encode_generated(net, samples, reference_dir, batch_size=7)
-    assert retrieval.ret_scores(samples.codes, generated) == {1: 1.0, 10: 1.0, 50: 1.0}
+    samples = metrics.load_sample_dir(reference_dir, CATEGORIES)
+    generated = metrics.encode_generated(net, samples, reference_dir, batch_size=7)
+    assert metrics.ret_scores(samples.codes, generated) == {1: 1.0, 10: 1.0, 50: 1.0}
 
 
 def test_load_sample_dir_errors(tmp_path, reference_dir):
     with pytest.raises(utils.UserError, match='does not exist'):
-        retrieval.load_sample_dir(str(tmp_path / 'nowhere'), CATEGORIES)
+        metrics.load_sample_dir(str(tmp_path / 'nowhere'), CATEGORIES)
     with pytest.raises(utils.UserError, match='no generated sketches'):
-        retrieval.load_sample_dir(str(tmp_path), CATEGORIES)
+        metrics.load_sample_dir(str(tmp_path), CATEGORIES)
     with open(os.path.join(reference_dir, 'bee_0.png'), 'rb') as f:
         (tmp_path / 'bee_0.png').write_bytes(f.read())
     with pytest.raises(utils.UserError, match='missing .*code_bee_0.npy'):
-        retrieval.load_sample_dir(str(tmp_path), CATEGORIES)
+        metrics.load_sample_dir(str(tmp_path), CATEGORIES)
 
 
 def test_sketch_rnn_re_encodes_the_saved_strokes(png_data_dir, tmp_path):
@@ -115,20 +118,20 @@ def test_sketch_rnn_re_encodes_the_saved_strokes(png_data_dir, tmp_path):
     sample_config.json) re-encode to their own codes."""
     net, test_set = untrained_model('sketch_rnn', png_data_dir)
     rows = np.arange(0, len(test_set.strokes), 3)
-    mu, _ = sample.encode_batched(net, test_set.batch_from_indices(rows).strokes, None, 16)
+    mu, _ = sampling.encode_batched(net, test_set.batch_from_indices(rows).strokes, None, 16)
     scale = np.float32([test_set.scale_factor, test_set.scale_factor, 1])
     for n, row in enumerate(rows):
         pixels = test_set.strokes[row] * scale
-        image = utils.render_fast([pixels], 48, workers=1)[0]
-        sample.write_files(str(tmp_path), sample.sketch_files(f'bee_{n}', pixels, image, mu[n], {}))
-    sample.write_config(str(tmp_path), scale_factor=test_set.scale_factor)
-    samples = retrieval.load_sample_dir(str(tmp_path), CATEGORIES)
-    generated = retrieval.encode_generated(net, samples, str(tmp_path), batch_size=8)
+        image = raster.render_fast([pixels], 48, workers=1)[0]
+        sampling.write_files(str(tmp_path), sampling.sketch_files(f'bee_{n}', pixels, image, mu[n], {}))
+    sampling.write_config(str(tmp_path), scale_factor=test_set.scale_factor)
+    samples = metrics.load_sample_dir(str(tmp_path), CATEGORIES)
+    generated = metrics.encode_generated(net, samples, str(tmp_path), batch_size=8)
     np.testing.assert_allclose(generated, mu, atol=1e-5)
-    assert retrieval.ret_scores(samples.codes, generated) == {1: 1.0, 10: 1.0, 50: 1.0}
-    (tmp_path / sample.CONFIG_FILE).unlink()
+    assert metrics.ret_scores(samples.codes, generated) == {1: 1.0, 10: 1.0, 50: 1.0}
+    (tmp_path / sampling.CONFIG_FILE).unlink()
     with pytest.raises(utils.UserError, match='scale factor'):
-        retrieval.encode_generated(net, samples, str(tmp_path))
+        metrics.encode_generated(net, samples, str(tmp_path))
 
 
 # ------------------------------------------------------------------------------------------------ Rec
@@ -148,27 +151,25 @@ def test_rec_score_maps_categories_by_name():
     # the classifier's order differs from the model's: bus is its class 0
     model = FixedPredictions([1, 1, 0, 1], num_classes=3)
     images = np.full((4, 48, 48), 255, np.uint8)
-    accuracy, per_category = retrieval.rec_score(model, ['bus', 'bee', 'cat'], images, [0, 0, 1, 1], CATEGORIES)
+    accuracy, per_category = metrics.rec_score(model, ['bus', 'bee', 'cat'], images, [0, 0, 1, 1], CATEGORIES)
     assert accuracy == 0.75 and per_category == {'bee': 1.0, 'bus': 0.5}
     with pytest.raises(utils.UserError, match='does not know car'):
-        retrieval.rec_score(model, ['bus', 'bee'], images, [0, 1, 1, 1], ['car', 'bus'])
+        metrics.rec_score(model, ['bus', 'bee'], images, [0, 1, 1, 1], ['car', 'bus'])
 
 
 @pytest.fixture(scope='module')
 def classifier_dir(png_data_dir, tmp_path_factory):
-    import classifier
     directory = str(tmp_path_factory.mktemp('classifier'))
-    classifier.train_classifier(png_data_dir, CATEGORIES, directory, epochs=1, batch_size=32, seed=0, verbose=0)
+    rec_classifier.train_classifier(png_data_dir, CATEGORIES, directory, epochs=1, batch_size=32, seed=0, verbose=0)
     return directory
 
 
 def test_rec_on_the_references_is_the_classifier_accuracy_on_real_images(reference_dir, classifier_dir,
                                                                          png_data_dir):
-    import classifier
-    model, categories = classifier.load_classifier(classifier_dir)
-    samples = retrieval.load_sample_dir(reference_dir, CATEGORIES)
-    accuracy, by_category = retrieval.rec_score(model, categories, samples.images, samples.category_ids, CATEGORIES)
-    real_accuracy, real_by_category = classifier.evaluate(classifier_dir, png_data_dir, 'test')
+    model, categories = rec_classifier.load_classifier(classifier_dir)
+    samples = metrics.load_sample_dir(reference_dir, CATEGORIES)
+    accuracy, by_category = metrics.rec_score(model, categories, samples.images, samples.category_ids, CATEGORIES)
+    real_accuracy, real_by_category = rec_classifier.evaluate(classifier_dir, png_data_dir, 'test')
     assert accuracy == pytest.approx(real_accuracy)
     assert by_category == pytest.approx(real_by_category)   # the same categories, each with the same accuracy
 
@@ -183,7 +184,6 @@ def start_cli(repo_dir, *args):
 def test_cli(repo_dir, trained_model_dir, reference_dir, classifier_dir, png_data_dir, tmp_path):
     """Two runs at once: Ret and Rec on the references (with the original's --output_dir), and an empty sample
     directory (one `error:` line, exit 1)."""
-    import classifier
     ok = start_cli(repo_dir, f'--output_dir={reference_dir}', f'--model_dir={trained_model_dir}',
                    f'--classifier_dir={classifier_dir}')
     empty = start_cli(repo_dir, f'--sample_dir={tmp_path}', f'--model_dir={trained_model_dir}')
@@ -194,5 +194,7 @@ def test_cli(repo_dir, trained_model_dir, reference_dir, classifier_dir, png_dat
     stdout, stderr = ok.communicate(timeout=300)
     assert ok.returncode == 0, (ok.returncode, stderr[-3000:])
     assert 'Top 1 Ret: 1.0000' in stdout and 'Top 50 Ret: 1.0000' in stdout
-    accuracy, _ = classifier.evaluate(classifier_dir, png_data_dir, 'test')
+    samples = metrics.load_sample_dir(reference_dir, CATEGORIES)
+    assert f'Code 5-NN: {metrics.knn_accuracy(samples.codes, samples.category_ids):.4f}' in stdout
+    accuracy, _ = rec_classifier.evaluate(classifier_dir, png_data_dir, 'test')
     assert f'Rec: {accuracy:.4f}' in stdout

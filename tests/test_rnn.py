@@ -1,5 +1,5 @@
-"""rnn.py against NumPy references written from SPEC §3.5 (one step of each cell), plus layouts, initialisers,
-the time loop, the length mask and recurrent dropout."""
+"""rnn.py against NumPy references written from docs/model.md#recurrent-cells (one step of each cell), plus layouts,
+initialisers, the time loop, the length mask and recurrent dropout."""
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -38,7 +38,7 @@ def values(cell):
     return {name: getattr(cell, name).numpy().astype(np.float64) for name in VARIABLES if hasattr(cell, name)}
 
 
-# ------------------------------------------------------------------------- NumPy references (SPEC §3.5)
+# ------------------------------------------------------------- NumPy references (docs/model.md#recurrent-cells)
 
 def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import model
-import sample
+import dataset
+import family
+import hyperparams
+import raster
+import sampling
 import utils
 
 SEED = 7
@@ -24,20 +27,20 @@ def test_lerp_and_slerp_match_their_formulas():
     p0, p1 = rng.standard_normal(8), rng.standard_normal(8)
     omega = np.arccos(p0 @ p1 / np.linalg.norm(p0) / np.linalg.norm(p1))
     for t in (0.0, 0.3, 1.0):
-        np.testing.assert_allclose(sample.lerp(p0, p1, t), (1 - t) * p0 + t * p1)
+        np.testing.assert_allclose(sampling.lerp(p0, p1, t), (1 - t) * p0 + t * p1)
         expected = np.sin((1 - t) * omega) / np.sin(omega) * p0 + np.sin(t * omega) / np.sin(omega) * p1
-        np.testing.assert_allclose(sample.slerp(p0, p1, t), expected, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(sampling.slerp(p0, p1, t), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_slerp_keeps_the_norm_between_equal_norm_codes():
     p0, p1 = np.array([3.0, 0.0, 0.0]), np.array([0.0, 3.0, 0.0])
-    assert np.linalg.norm(sample.slerp(p0, p1, 0.5)) == pytest.approx(3.0)
+    assert np.linalg.norm(sampling.slerp(p0, p1, 0.5)) == pytest.approx(3.0)
 
 
 @pytest.mark.parametrize('p1', [np.array([2.0, 4.0]), np.array([-1.0, -2.0]), np.array([0.0, 0.0])])
 def test_slerp_falls_back_to_lerp_for_parallel_or_zero_codes(p1):
     p0 = np.array([1.0, 2.0])
-    result = sample.slerp(p0, p1, 0.25)
+    result = sampling.slerp(p0, p1, 0.25)
     assert np.isfinite(result).all()
     np.testing.assert_allclose(result, 0.75 * p0 + 0.25 * p1)
 
@@ -47,17 +50,17 @@ def test_gmm_codes_follow_the_mixture_and_one_component():
     weights = np.array([0.7, 0.3, 0.0])
     means = np.array([[10.0, 0.0], [-10.0, 0.0], [0.0, 50.0]])
     variances = np.array([[1.0, 4.0], [0.25, 1.0], [1.0, 1.0]])
-    z = sample.gmm_codes(20000, weights, means, variances, rng)
+    z = sampling.gmm_codes(20000, weights, means, variances, rng)
     assert z.dtype == np.float32 and z.shape == (20000, 2)
     assert np.mean(z[:, 0] > 0) == pytest.approx(0.7, abs=0.02)   # component by weight; never the 0-weight one
     assert np.abs(z[:, 1]).max() < 30
-    one = sample.gmm_codes(20000, weights, means, variances, rng, component=1)
+    one = sampling.gmm_codes(20000, weights, means, variances, rng, component=1)
     np.testing.assert_allclose(one.mean(axis=0), means[1], atol=0.05)
     np.testing.assert_allclose(one.var(axis=0), variances[1], rtol=0.05)
 
 
 def test_prior_codes_are_standard_normal():
-    z = sample.prior_codes(20000, 3, np.random.default_rng(2))
+    z = sampling.prior_codes(20000, 3, np.random.default_rng(2))
     assert z.dtype == np.float32
     np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=0.03)
     np.testing.assert_allclose(z.std(axis=0), 1.0, atol=0.03)
@@ -65,22 +68,22 @@ def test_prior_codes_are_standard_normal():
 
 def test_choose_references():
     rng = np.random.default_rng(3)
-    assert sorted(sample.choose_references(30, 0, rng)) == list(range(30))
-    picked = sample.choose_references(30, 5, rng)
+    assert sorted(sampling.choose_references(30, 0, rng)) == list(range(30))
+    picked = sampling.choose_references(30, 5, rng)
     assert len(set(picked)) == 5 and picked.max() < 30
     with pytest.raises(utils.UserError, match='larger than the test split'):
-        sample.choose_references(30, 31, rng)
+        sampling.choose_references(30, 31, rng)
 
 
 def test_derive_seed_is_deterministic_and_distinct():
-    assert sample.derive_seed(1, 2) == sample.derive_seed(1, 2)
-    assert len({sample.derive_seed(1, i) for i in range(100)}) == 100
-    assert 0 <= sample.derive_seed(5) < 2 ** 63
+    assert sampling.derive_seed(1, 2) == sampling.derive_seed(1, 2)
+    assert len({sampling.derive_seed(1, i) for i in range(100)}) == 100
+    assert 0 <= sampling.derive_seed(5) < 2 ** 63
 
 
 def test_strip_image_layout():
     tiles = [[np.full((4, 4), 10 * (r * 3 + c), np.uint8) for c in range(3)] for r in range(2)]
-    strip = sample.strip_image(tiles)
+    strip = sampling.strip_image(tiles)
     assert strip.shape == (2 * 4 + 1, 3 * 4 + 2)
     assert strip[5, 10] == 50 and strip[4, 0] == 200 and strip[0, 4] == 200
 
@@ -89,14 +92,14 @@ def test_strip_image_layout():
 
 @pytest.fixture(scope='module')
 def restored(trained_model_dir, png_data_dir):
-    return sample.load_model_and_test_split(trained_model_dir, png_data_dir)
+    return family.load_model_and_test_split(trained_model_dir, png_data_dir)
 
 
 def run_sample(restored, output_dir, **options):
     net, test_set = restored
     settings = dict(num_per_category=PER_CATEGORY, seed=SEED, batch_size=3, progress=False)
     settings.update(options)
-    return sample.sample(net, test_set, str(output_dir), **settings)
+    return sampling.sample(net, test_set, str(output_dir), **settings)
 
 
 @pytest.fixture(scope='module')
@@ -108,7 +111,7 @@ def sampled_dir(restored, tmp_path_factory):
 
 def read_sketches(directory):
     """{filename: bytes} of every file but sample_config.json."""
-    names = sorted(set(os.listdir(directory)) - {sample.CONFIG_FILE})
+    names = sorted(set(os.listdir(directory)) - {sampling.CONFIG_FILE})
     return {name: open(os.path.join(directory, name), 'rb').read() for name in names}
 
 
@@ -135,16 +138,16 @@ def test_sample_file_shapes_dtypes_and_black_pixels(sampled_dir, restored):
             pixels = np.asarray(Image.open(os.path.join(sampled_dir, f'{name}.png')))
             assert pixels.shape == (48, 48, 3) and pixels.dtype == np.uint8
             assert (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all()
-            np.testing.assert_array_equal(pixels[..., 0], utils.render_fast([strokes], 48, workers=1)[0])
+            np.testing.assert_array_equal(pixels[..., 0], raster.render_fast([strokes], 48, workers=1)[0])
             with open(os.path.join(sampled_dir, f'{name}.svg')) as f:
-                assert f.read() == utils.strokes_to_svg(strokes)
+                assert f.read() == raster.strokes_to_svg(strokes)
 
 
 def test_conditional_codes_are_encoder_means_of_own_category_test_sketches(sampled_dir, restored):
     net, test_set = restored
     for i, c in enumerate(('bee', 'bus')):
-        rows = sample.category_rows(test_set, i)
-        mu, _ = sample.encode_batched(net, None, test_set.batch_from_indices(rows).images, 16)
+        rows = sampling.category_rows(test_set, i)
+        mu, _ = sampling.encode_batched(net, None, test_set.batch_from_indices(rows).images, 16)
         codes = np.concatenate([np.load(os.path.join(sampled_dir, f'code_{c}_{n}.npy')) for n in range(PER_CATEGORY)])
         nearest = np.min(((codes[:, None, :] - mu[None]) ** 2).sum(-1), axis=1)
         np.testing.assert_allclose(nearest, 0.0, atol=1e-4)
@@ -152,11 +155,11 @@ def test_conditional_codes_are_encoder_means_of_own_category_test_sketches(sampl
 
 def test_sample_config_names_the_reference_test_sketch_of_every_code(sampled_dir, restored):
     net, test_set = restored
-    references = sample.read_config(sampled_dir)['references']
+    references = sampling.read_config(sampled_dir)['references']
     for i, c in enumerate(('bee', 'bus')):
         assert len(references[c]) == PER_CATEGORY and len(set(references[c])) == PER_CATEGORY
-        rows = sample.category_rows(test_set, i)[references[c]]
-        mu, _ = sample.encode_batched(net, None, test_set.batch_from_indices(rows).images, 16)
+        rows = sampling.category_rows(test_set, i)[references[c]]
+        mu, _ = sampling.encode_batched(net, None, test_set.batch_from_indices(rows).images, 16)
         codes = np.concatenate([np.load(os.path.join(sampled_dir, f'code_{c}_{n}.npy')) for n in range(PER_CATEGORY)])
         np.testing.assert_allclose(codes, mu, atol=1e-5)
 
@@ -164,10 +167,10 @@ def test_sample_config_names_the_reference_test_sketch_of_every_code(sampled_dir
 def test_strokes_are_in_pixel_units(sampled_dir, restored):
     """Saved offsets are the decoded (normalised) ones times the training scale factor."""
     net, test_set = restored
-    decode = sample.compile_decoder(net)
+    decode = sampling.compile_decoder(net)
     z = np.load(os.path.join(sampled_dir, 'code_bee_0.npy'))
-    normalised = sample.decode_strokes(decode, z, net.hps.max_seq_len, 0.24, 11, 1.0)[0]
-    scaled = sample.decode_strokes(decode, z, net.hps.max_seq_len, 0.24, 11, test_set.scale_factor)[0]
+    normalised = sampling.decode_strokes(decode, z, net.hps.max_seq_len, 0.24, 11, 1.0)[0]
+    scaled = sampling.decode_strokes(decode, z, net.hps.max_seq_len, 0.24, 11, test_set.scale_factor)[0]
     assert test_set.scale_factor > 1.0
     np.testing.assert_allclose(scaled[:, :2], normalised[:, :2] * test_set.scale_factor, rtol=1e-6)
     np.testing.assert_array_equal(scaled[:, 2], normalised[:, 2])
@@ -185,7 +188,7 @@ def test_same_seed_reproduces_every_file_and_early_stop_changes_nothing(sampled_
 def test_prior_and_gmm_component_codes(restored, tmp_path):
     net, _ = restored
     run_sample(restored, tmp_path / 'gmm', latent='gmm', component=1, num_per_category=2)
-    _, means, variances = sample.latent_gaussians(net)
+    _, means, variances = sampling.latent_gaussians(net)
     code = np.load(tmp_path / 'gmm' / 'code_bee_0.npy')[0]
     # a draw from N(m_1, v_1) is within 6 standard deviations of m_1 in every dimension
     assert (np.abs(code - means[1]) < 6 * np.sqrt(variances[1])).all()
@@ -206,14 +209,14 @@ def test_sample_rejects_bad_options(restored, tmp_path, options, message):
 
 def test_interpolation_strip(restored, tmp_path):
     net, test_set = restored
-    path = sample.interpolate(net, test_set, str(tmp_path), 'bus', 2, 5, steps=4, seed=SEED)
+    path = sampling.interpolate(net, test_set, str(tmp_path), 'bus', 2, 5, steps=4, seed=SEED)
     assert os.path.basename(path) == 'interpolate_bus_2_5.png'
     strip = np.asarray(Image.open(path))
     assert strip.shape == (2 * 48 + 1, 6 * 48 + 5, 3)
-    real = utils.render_fast([test_set.strokes[sample.category_rows(test_set, 1)[2]]], 48, workers=1)[0]
+    real = raster.render_fast([test_set.strokes[sampling.category_rows(test_set, 1)[2]]], 48, workers=1)[0]
     np.testing.assert_array_equal(strip[:48, :48, 0], real)          # each row starts with sketch a
     with pytest.raises(utils.UserError, match='out of range'):
-        sample.interpolate(net, test_set, str(tmp_path), 'bus', 0, 30)
+        sampling.interpolate(net, test_set, str(tmp_path), 'bus', 0, 30)
 
 
 # ------------------------------------------------------------------------------------------------ command line
@@ -242,18 +245,18 @@ def test_cli_errors(repo_dir, trained_model_dir, png_data_dir, tmp_path):
 
 def untrained_model(model_type, png_data_dir, **hparams):
     """(randomly initialised tiny model of model_type for bee and bus, its test loader)."""
-    hps = utils.get_default_hparams().replace(model_type=model_type, categories=['bee', 'bus'], dec_model='lstm',
+    hps = hyperparams.get_default_hparams().replace(model_type=model_type, categories=['bee', 'bus'], dec_model='lstm',
                                               dec_rnn_size=16, enc_rnn_size=16, z_size=8, num_per_category=48,
                                               **hparams)
-    _, _, test_set, hps = utils.load_dataset(png_data_dir, hps, png_required=model_type != 'sketch_rnn')
-    return model.build_model(hps), test_set
+    _, _, test_set, hps = dataset.load_dataset(png_data_dir, hps, png_required=model_type != 'sketch_rnn')
+    return family.build_model(hps), test_set
 
 
 def test_rpclh_writes_group_and_gaussian_labels(png_data_dir, tmp_path):
     net, test_set = untrained_model('rpclh', png_data_dir, num_layer_i=3, num_layer_j=3)
     for transient in (False, True):
         directory = tmp_path / str(transient)
-        sample.sample(net, test_set, str(directory), num_per_category=3, seed=0, transient_labels=transient,
+        sampling.sample(net, test_set, str(directory), num_per_category=3, seed=0, transient_labels=transient,
                       progress=False)
         names = set(os.listdir(directory))
         assert {'i_label_bee_0.npy', 'j_label_bus_2.npy', 'code_bus_2.npy'} <= names
@@ -263,17 +266,17 @@ def test_rpclh_writes_group_and_gaussian_labels(png_data_dir, tmp_path):
         j_label = np.array([np.load(directory / f'j_label_bee_{n}.npy') for n in range(3)])
         assert i_label.dtype == np.int64 and ((0 <= j_label) & (j_label < 3)).all()
         if not transient:  # under the stored parameters the labels depend on z only
-            expected_i, expected_j = net.labels(z, z, z, transient=False)
-            np.testing.assert_array_equal(i_label, expected_i.numpy())
-            np.testing.assert_array_equal(j_label, expected_j.numpy())
+            expected = net.labels(z, z, z, transient=False)
+            np.testing.assert_array_equal(i_label, expected['i_label'].numpy())
+            np.testing.assert_array_equal(j_label, expected['j_label'].numpy())
 
 
 def test_sketch_rnn_has_codes_but_no_gaussian_index(png_data_dir, tmp_path):
     net, test_set = untrained_model('sketch_rnn', png_data_dir)
-    sample.sample(net, test_set, str(tmp_path), num_per_category=2, seed=0, progress=False)
+    sampling.sample(net, test_set, str(tmp_path), num_per_category=2, seed=0, progress=False)
     assert sorted(os.listdir(tmp_path)) == sorted(
-        [sample.CONFIG_FILE] + [f'{prefix}{c}_{n}{suffix}' for c in ('bee', 'bus') for n in range(2)
+        [sampling.CONFIG_FILE] + [f'{prefix}{c}_{n}{suffix}' for c in ('bee', 'bus') for n in range(2)
                                 for prefix, suffix in (('', '.svg'), ('', '.png'), ('code_', '.npy'),
                                                        ('strokes_', '.npy'))])
     with pytest.raises(utils.UserError, match='no latent mixture'):
-        sample.sample(net, test_set, str(tmp_path), latent='gmm', progress=False)
+        sampling.sample(net, test_set, str(tmp_path), latent='gmm', progress=False)

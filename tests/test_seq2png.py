@@ -1,4 +1,5 @@
-"""Rasterisation (SPEC §2): geometry by hand, fast == reference on real sketches, seq2png end to end and its CLI."""
+"""Rasterisation (docs/model.md#rasterisation): geometry by hand, fast == reference on real sketches, seq2png end to end
+and its CLI."""
 import os
 import subprocess
 import sys
@@ -6,7 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-import utils
+import dataset
+import hyperparams
+import raster
 
 CATEGORIES = ('bee', 'bus', 'car', 'cat', 'flower')
 
@@ -17,20 +20,20 @@ def _svg_path(svg):
 
 def test_geometry_fits_and_centres_hand_checked():
     wide = np.array([[0, 0, 0], [10, 0, 0], [0, 5, 1]])  # w = 10 > h = 5: scale 45/10, centred vertically
-    assert utils.drawing_geometry(wide) == (1.5, 2.5 * 4.5 + 1.5, 4.5)
-    assert _svg_path(utils.strokes_to_svg(wide)) == 'M1.5,12.75 m0.0,0.0 l45.0,0.0 0.0,22.5 '
+    assert raster.drawing_geometry(wide) == (1.5, 2.5 * 4.5 + 1.5, 4.5)
+    assert _svg_path(raster.strokes_to_svg(wide)) == 'M1.5,12.75 m0.0,0.0 l45.0,0.0 0.0,22.5 '
     away = np.array([[5, 5, 0], [5, 5, 1]])  # the bounding box includes the origin (pen start)
-    assert _svg_path(utils.strokes_to_svg(away)) == 'M1.5,1.5 m22.5,22.5 l22.5,22.5 '
+    assert _svg_path(raster.strokes_to_svg(away)) == 'M1.5,1.5 m22.5,22.5 l22.5,22.5 '
     line = np.array([[0, 0, 0], [1, 0, 0], [1, 0, 0], [1, 0, 1]])  # the original's l, implicit, l letters
-    assert _svg_path(utils.strokes_to_svg(line)) == 'M1.5,24.0 m0.0,0.0 l15.0,0.0 15.0,0.0 l15.0,0.0 '
+    assert _svg_path(raster.strokes_to_svg(line)) == 'M1.5,24.0 m0.0,0.0 l15.0,0.0 15.0,0.0 l15.0,0.0 '
     two_strokes = np.array([[0, 0, 0], [4, 0, 1], [0, 4, 0], [-4, 0, 1]])  # a pen-up point starts an 'm'
-    assert _svg_path(utils.strokes_to_svg(two_strokes)) == 'M1.5,1.5 m0.0,0.0 l45.0,0.0 m0.0,45.0 l-45.0,0.0 '
-    svg = utils.strokes_to_svg(wide)
+    assert _svg_path(raster.strokes_to_svg(two_strokes)) == 'M1.5,1.5 m0.0,0.0 l45.0,0.0 m0.0,45.0 l-45.0,0.0 '
+    svg = raster.strokes_to_svg(wide)
     assert 'width="48"' in svg and '<rect fill="white" height="48" width="48" x="0" y="0" />' in svg
     assert 'stroke="black" stroke-width="1"' in svg
 
 
-@pytest.mark.parametrize('render', [utils.render_fast, utils.render_reference])
+@pytest.mark.parametrize('render', [raster.render_fast, raster.render_reference])
 def test_horizontal_line_pixels_hand_checked(render):
     # y = 24.0 from x = 1.5 to 46.5, width 1: rows 23 and 24 half covered, end columns a quarter covered.
     image = render([np.array([[0, 0, 0], [10, 0, 1]])])[0]
@@ -43,11 +46,11 @@ def test_horizontal_line_pixels_hand_checked(render):
 def test_fast_matches_reference_on_real_sketches(data_dir):
     sketches = []
     for c in CATEGORIES:
-        strokes = utils.load_strokes_npz(utils.category_npz_path(data_dir, c))
+        strokes = dataset.load_strokes_npz(dataset.category_npz_path(data_dir, c))
         sketches += (strokes['train'] + strokes['valid'] + strokes['test'])[::6]
     assert len(sketches) >= 300
-    reference = utils.render_reference(sketches)
-    fast = utils.render_fast(sketches, workers=2)
+    reference = raster.render_reference(sketches)
+    fast = raster.render_fast(sketches, workers=2)
     np.testing.assert_array_equal(fast, reference)
     assert (fast < 128).any(axis=(1, 2)).all()  # every sketch left ink
 
@@ -65,12 +68,12 @@ def _awkward_sketches():
 @pytest.mark.parametrize('width', [48, 50])  # A8 rows of 50 pixels are padded to 52 bytes in cairo
 def test_fast_matches_reference_on_awkward_sketches(width):
     sketches = _awkward_sketches()
-    np.testing.assert_array_equal(utils.render_fast(sketches, width, workers=3),
-                                  utils.render_reference(sketches, width))
+    np.testing.assert_array_equal(raster.render_fast(sketches, width, workers=3),
+                                  raster.render_reference(sketches, width))
 
 
 def spec_geometry(seq3, width=48, margin=1.5):
-    """SPEC §2.2 walked point by point as the original's get_bounds / draw_strokes."""
+    """docs/model.md#geometry walked point by point as the original's get_bounds / draw_strokes."""
     min_x = max_x = min_y = max_y = x = y = 0.0
     for dx, dy, _ in seq3:
         x, y = x + float(dx), y + float(dy)
@@ -82,40 +85,50 @@ def spec_geometry(seq3, width=48, margin=1.5):
 
 
 def test_geometry_matches_the_spec_walk_bit_for_bit(data_dir):
-    sketches = utils.load_strokes_npz(utils.category_npz_path(data_dir, 'flower'))['train'][:50]
+    sketches = dataset.load_strokes_npz(dataset.category_npz_path(data_dir, 'flower'))['train'][:50]
     sketches += _awkward_sketches() + [np.zeros((0, 3))]
     lengths = np.array([len(s) for s in sketches])
-    batched = utils._drawing_geometries(np.concatenate(sketches, dtype=np.float64), lengths, 48)
+    batched = raster._drawing_geometries(np.concatenate(sketches, dtype=np.float64), lengths, 48)
     np.testing.assert_array_equal(batched, [spec_geometry(s) for s in sketches])  # exact, not close
-    assert utils.drawing_geometry(sketches[0]) == spec_geometry(sketches[0])
+    assert raster.drawing_geometry(sketches[0]) == spec_geometry(sketches[0])
+
+
+def test_c_pointer_is_the_object_cairo_draws_on():
+    """The one read of cairocffi's private `_pointer`: the C surface and context that cairo's own calls accept."""
+    cairocffi, _ = raster.import_cairo()
+    surface = cairocffi.ImageSurface(cairocffi.FORMAT_A8, 4, 4)
+    context = cairocffi.Context(surface)
+    assert cairocffi.ffi.typeof(raster.c_pointer(surface)) is cairocffi.ffi.typeof('cairo_surface_t *')
+    assert cairocffi.ffi.typeof(raster.c_pointer(context)) is cairocffi.ffi.typeof('cairo_t *')
+    assert cairocffi.cairo.cairo_image_surface_get_width(raster.c_pointer(surface)) == 4
 
 
 def test_render_fast_edge_cases(data_dir):
-    sketch = utils.load_strokes_npz(utils.category_npz_path(data_dir, 'cat'))['test'][3]
+    sketch = dataset.load_strokes_npz(dataset.category_npz_path(data_dir, 'cat'))['test'][3]
     bigger = sketch.astype(np.float32) * [4, 4, 1]
-    images = utils.render_fast([np.zeros((0, 3)), np.zeros((2, 3)), bigger], workers=1)
+    images = raster.render_fast([np.zeros((0, 3)), np.zeros((2, 3)), bigger], workers=1)
     assert (images[0] == 255).all() and (images[1] == 255).all()
-    np.testing.assert_array_equal(images[2], utils.render_fast([sketch], workers=1)[0])  # fitted to the box
-    assert utils.render_fast([], workers=2).shape == (0, 48, 48)
+    np.testing.assert_array_equal(images[2], raster.render_fast([sketch], workers=1)[0])  # fitted to the box
+    assert raster.render_fast([], workers=2).shape == (0, 48, 48)
     sketches = [np.zeros((0, 3))] * 3 + [sketch] * 5
-    np.testing.assert_array_equal(utils.render_fast(sketches, workers=3), utils.render_fast(sketches, workers=1))
+    np.testing.assert_array_equal(raster.render_fast(sketches, workers=3), raster.render_fast(sketches, workers=1))
 
 
 def test_write_png_npz_keeps_order_and_writes_atomically(tmp_path, data_dir):
-    path = utils.write_png_npz(data_dir, str(tmp_path), 'bus', width=32, workers=2)
+    path = raster.write_png_npz(data_dir, str(tmp_path), 'bus', width=32, workers=2)
     assert path == str(tmp_path / 'bus_png.npz') and os.listdir(tmp_path) == ['bus_png.npz']
-    strokes = utils.load_strokes_npz(utils.category_npz_path(data_dir, 'bus'))
+    strokes = dataset.load_strokes_npz(dataset.category_npz_path(data_dir, 'bus'))
     with np.load(path) as images:
         assert sorted(images.files) == ['test', 'train', 'valid']
-        assert [images[s].shape for s in utils.SPLITS] == [(340, 32, 32), (30, 32, 32), (30, 32, 32)]
+        assert [images[s].shape for s in dataset.SPLITS] == [(340, 32, 32), (30, 32, 32), (30, 32, 32)]
         assert images['train'].dtype == np.uint8
         for split, i in (('train', 0), ('train', 339), ('valid', 7), ('test', 29)):
-            np.testing.assert_array_equal(images[split][i], utils.render_fast([strokes[split][i]], 32, workers=1)[0])
+            np.testing.assert_array_equal(images[split][i], raster.render_fast([strokes[split][i]], 32, workers=1)[0])
 
 
 def test_parse_categories_spellings():
     values = ['bee,bus', "{'car','cat'}", "['flower', bee]", ' The Eiffel Tower ']
-    assert utils.parse_categories(values) == ['bee', 'bus', 'car', 'cat', 'flower', 'The Eiffel Tower']
+    assert hyperparams.parse_categories(values) == ['bee', 'bus', 'car', 'cat', 'flower', 'The Eiffel Tower']
 
 
 def _seq2png(repo_dir, *args):
@@ -132,12 +145,12 @@ def test_cli_repeated_comma_and_brace_categories(tmp_path, repo_dir, data_dir):
 
 
 def test_cli_reference_renderer_writes_next_to_the_input(tmp_path, repo_dir, data_dir, write_category):
-    strokes = utils.load_strokes_npz(utils.category_npz_path(data_dir, 'flower'))
-    write_category(tmp_path, 'tiny', *(strokes[split][:4] for split in utils.SPLITS))
+    strokes = dataset.load_strokes_npz(dataset.category_npz_path(data_dir, 'flower'))
+    write_category(tmp_path, 'tiny', *(strokes[split][:4] for split in dataset.SPLITS))
     run = _seq2png(repo_dir, f'--input_dir={tmp_path}', '--renderer=reference')
     assert run.returncode == 0, run.stderr
     with np.load(tmp_path / 'tiny_png.npz') as images:
-        np.testing.assert_array_equal(images['valid'], utils.render_fast(strokes['valid'][:4], workers=1))
+        np.testing.assert_array_equal(images['valid'], raster.render_fast(strokes['valid'][:4], workers=1))
 
 
 @pytest.mark.parametrize('args, message', [

@@ -1,6 +1,6 @@
-"""SP-gra2seq: patch graphs of real sketches against a point-by-point transcription of SPEC §6.2, the adjacency and
-clustering maths against NumPy, a few training steps on the bundled data with small patches, and sketch healing at
-mask probabilities 0.1 and 0.3 scored by retrieval.py."""
+"""SP-gra2seq: patch graphs of real sketches against a point-by-point transcription of docs/model.md#patch-graph, the
+adjacency and clustering maths against NumPy, a few training steps on the bundled data with small patches, and sketch
+healing at mask probabilities 0.1 and 0.3 scored by retrieval.py."""
 import os
 import subprocess
 import sys
@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import model
+import dataset
+import family
+import hyperparams
+import metrics
 import model_spgra
-import retrieval
 import sample
 import sketch_healing
 import spgra_data
-import train
+import training
 import utils
 
 TINY_SPGRA = ('model_type=spgra, categories=[bee,bus], dec_rnn_size=32, dec_model=lstm, z_size=16, batch_size=8, '
@@ -27,14 +29,15 @@ TINY_SPGRA = ('model_type=spgra, categories=[bee,bus], dec_rnn_size=32, dec_mode
 @pytest.fixture(scope='module')
 def sets(data_dir):
     """(train, valid, test) graph loaders of the bundled bee and bus sketches at the default graph size."""
-    hps = utils.HParams(model_type='spgra', categories=['bee', 'bus'])
+    hps = hyperparams.HParams(model_type='spgra', categories=['bee', 'bus'])
     return spgra_data.load_graph_dataset(data_dir, hps)[:3]
 
 
 # ------------------------------------------------------------------------------------------------ graph construction
 
 def reference_graph(seq, graph_number, patch, mask_prob=0.0, uniforms=()):
-    """SPEC §6.2 step by step: one cv2.line per drawn point, the patch centres and masks in a loop over the points."""
+    """docs/model.md#patch-graph step by step: one cv2.line per drawn point, the patch centres and masks in a loop over
+    the points."""
     vertical = np.cumsum(seq[1:], axis=0)
     longer = max(int(vertical[:, 0].max() - vertical[:, 0].min()), int(vertical[:, 1].max() - vertical[:, 1].min()))
     seq = (seq / np.array([[longer, longer, 1]], np.float64) * np.array([[640, 640, 1]], np.float64)).astype(np.int16)
@@ -129,31 +132,31 @@ def test_validity_mask_has_the_off_by_one_block_and_blank_masked_rows():
 
 
 def test_each_split_is_divided_by_its_own_pen_inclusive_std(data_dir, sets):
-    raw = utils.load_strokes_npz(utils.category_npz_path(data_dir, 'bee'))['test']
-    raw += utils.load_strokes_npz(utils.category_npz_path(data_dir, 'bus'))['test']
+    raw = dataset.load_strokes_npz(dataset.category_npz_path(data_dir, 'bee'))['test']
+    raw += dataset.load_strokes_npz(dataset.category_npz_path(data_dir, 'bus'))['test']
     test = sets[2]
     assert test.scale_factor == pytest.approx(np.std(np.concatenate(raw).astype(np.float64)))
     assert sets[0].scale_factor != pytest.approx(test.scale_factor)
     np.testing.assert_allclose(test.strokes[0][:, 0:2], raw[0][:, 0:2] / test.scale_factor, rtol=1e-6)
-    hps = utils.HParams(model_type='spgra', categories=['bee', 'bus'], fix_sp_scale=True)
+    hps = hyperparams.HParams(model_type='spgra', categories=['bee', 'bus'], fix_sp_scale=True)
     fixed = spgra_data.load_graph_dataset(data_dir, hps)
     assert fixed[2].scale_factor == fixed[0].scale_factor
 
 
 def test_prefetched_epoch_equals_the_plain_epoch(data_dir):
-    hps = utils.HParams(model_type='spgra', categories=['bee'], graph_picture_size=16, batch_size=16,
+    hps = hyperparams.HParams(model_type='spgra', categories=['bee'], graph_picture_size=16, batch_size=16,
                         num_per_category=64, mask_prob=0.3)
     loader = spgra_data.load_graph_dataset(data_dir, hps)[0]
     prefetched = list(loader.epoch(np.random.default_rng(3)))
-    plain = list(utils.DataLoader.epoch(loader, np.random.default_rng(3)))
+    plain = list(dataset.DataLoader.epoch(loader, np.random.default_rng(3)))
     assert len(prefetched) == len(plain) == loader.num_batches == 3
     for a, b in zip(prefetched, plain):
         np.testing.assert_array_equal(a.strokes, b.strokes)
-        np.testing.assert_array_equal(a.images[0], b.images[0])
-        np.testing.assert_array_equal(a.images[1], b.images[1])
+        np.testing.assert_array_equal(a.graphs[0], b.graphs[0])
+        np.testing.assert_array_equal(a.graphs[1], b.graphs[1])
     unmasked = spgra_data.load_graph_dataset(data_dir, hps.replace(mask_prob=0.0))[0]
     clean = list(unmasked.epoch(np.random.default_rng(3)))
-    assert any((a.images[0] != b.images[0]).any() for a, b in zip(plain, clean))  # training batches are masked
+    assert any((a.graphs[0] != b.graphs[0]).any() for a, b in zip(plain, clean))  # training batches are masked
 
 
 def test_healing_masks_follow_the_seed_stream_and_a_user_file(tmp_path, sets):
@@ -161,7 +164,7 @@ def test_healing_masks_follow_the_seed_stream_and_a_user_file(tmp_path, sets):
     counts = [spgra_data.patch_count(seq, 21) for seq in sketches]
     seeds = spgra_data.mask_seeds(sum(counts))
     np.testing.assert_array_equal(seeds, np.random.default_rng(spgra_data.MASK_SEED).random(sum(counts)))
-    hps = utils.HParams(model_type='spgra', graph_picture_size=32)
+    hps = hyperparams.HParams(model_type='spgra', graph_picture_size=32)
     graphs = spgra_data.healing_graphs(sketches, hps, 0.3, seeds)
     first = np.cumsum([0] + counts)
     for i in range(6):  # the seed index is carried from sketch to sketch
@@ -178,7 +181,7 @@ def test_healing_masks_follow_the_seed_stream_and_a_user_file(tmp_path, sets):
                                                ('graph_picture_size=512', 'power of two'),
                                                ('num_clusters=200', 'num_clusters')])
 def test_bad_graph_hparams_are_user_errors(override, message):
-    hps = utils.get_default_hparams().parse(TINY_SPGRA).parse(override)
+    hps = hyperparams.get_default_hparams().parse(TINY_SPGRA).parse(override)
     with pytest.raises(utils.UserError, match=message):
         model_spgra.SPGra2Seq(hps)
 
@@ -246,8 +249,8 @@ def test_one_clustering_update_matches_numpy():
 def spgra_dir(tmp_path_factory, data_dir):
     """--log_root of a tiny SP-gra2seq (16-px patches) trained for one epoch (3 steps) on bee and bus."""
     log_root = str(tmp_path_factory.mktemp('spgra_model'))
-    hps, *loaders = train.prepare_run(log_root, data_dir, TINY_SPGRA, resume=False)
-    result = train.train_and_evaluate(hps, loaders, log_root, seed=0, max_epochs=1)
+    hps, *loaders = training.prepare_run(log_root, data_dir, TINY_SPGRA, resume=False)
+    result = training.train_and_evaluate(hps, loaders, log_root, seed=0, max_epochs=1)
     assert result['step'] == 3 and result['epoch'] == 1
     assert np.isfinite(result['history'][0]['train']['cluster_loss'])
     return log_root
@@ -255,11 +258,11 @@ def spgra_dir(tmp_path_factory, data_dir):
 
 def test_first_step_starts_the_centroids_from_the_batch_and_updates_them(data_dir):
     tf.random.set_seed(0)
-    hps = utils.get_default_hparams().parse(TINY_SPGRA)
+    hps = hyperparams.get_default_hparams().parse(TINY_SPGRA)
     loader, *_, hps = spgra_data.load_graph_dataset(data_dir, hps)
     net = model_spgra.SPGra2Seq(hps)
     batch = loader.batch_from_indices(np.arange(8), np.random.default_rng(0))
-    nodes, validity = batch.images
+    nodes, validity = batch.graphs
     _, _, patches, _ = net.encoder(tf.constant(nodes), tf.constant(validity), training=True)
     patches = patches.numpy().reshape(-1, model_spgra.EMBED)
     first = patches[:8]
@@ -276,7 +279,7 @@ def test_first_step_starts_the_centroids_from_the_batch_and_updates_them(data_di
 
 
 def test_the_trained_model_restores_with_its_centroids(spgra_dir):
-    net, hps = model.restore_model(spgra_dir)
+    net, hps = family.restore_model(spgra_dir)
     assert hps.model_type == 'spgra' and hps.graph_picture_size == 16
     assert bool(net.centroids_ready.numpy())
     assert net.encoder.graph_norm.moving_variance.numpy().min() > 0
@@ -286,7 +289,7 @@ def test_the_trained_model_restores_with_its_centroids(spgra_dir):
 
 @pytest.mark.parametrize('prob', [0.1, 0.3])
 def test_healing_writes_outputs_that_retrieval_scores(spgra_dir, data_dir, tmp_path, prob):
-    net, hps = model.restore_model(spgra_dir)
+    net, hps = family.restore_model(spgra_dir)
     test_set = spgra_data.load_graph_dataset(data_dir, hps)[2]
     out = str(tmp_path / f'heal_{prob}')
     total, fraction = sketch_healing.heal(net, test_set, out, prob, num_per_category=6, seed=1, progress=False)
@@ -303,14 +306,14 @@ def test_healing_writes_outputs_that_retrieval_scores(spgra_dir, data_dir, tmp_p
         np.testing.assert_array_equal(masks[n], np.flatnonzero(seeds[first[n]:first[n + 1]] < prob))
     real = sketch_healing.compile_graph_encoder(net)(spgra_data.hps_graphs(test_set.strokes[:1], hps))
     np.testing.assert_allclose(np.load(os.path.join(out, 'code_bee_0.npy')), real, rtol=1e-5, atol=1e-6)
-    samples = retrieval.load_sample_dir(out, hps.categories)
-    scores = retrieval.ret_scores(samples.codes, retrieval.encode_generated(net, samples, out))
+    samples = metrics.load_sample_dir(out, hps.categories)
+    scores = metrics.ret_scores(samples.codes, metrics.encode_generated(net, samples, out))
     assert set(scores) == {1, 10, 50} and all(0.0 <= v <= 1.0 for v in scores.values())
     assert scores[50] == 1.0  # 12 sketches: every one is within the 50 nearest
 
 
 def test_healing_rejects_a_probability_outside_0_1(spgra_dir, data_dir, tmp_path):
-    net, hps = model.restore_model(spgra_dir)
+    net, hps = family.restore_model(spgra_dir)
     test_set = spgra_data.load_graph_dataset(data_dir, hps)[2]
     with pytest.raises(utils.UserError, match=r'--prob=1.5 must be a probability in \[0, 1\]'):
         sketch_healing.heal(net, test_set, str(tmp_path), 1.5, progress=False)
@@ -323,7 +326,7 @@ def test_cli_heals(repo_dir, spgra_dir, data_dir, tmp_path):
                              '--seed=2'], cwd=repo_dir, capture_output=True, text=True)
     assert healed.returncode == 0, healed.stderr
     assert 'healed 6 sketches (mask probability 0.3' in healed.stdout
-    assert sorted(retrieval.sketch_numbers(out, 'bus')) == [0, 1, 2]
+    assert sorted(metrics.sketch_numbers(out, 'bus')) == [0, 1, 2]
 
 
 @pytest.mark.parametrize('model_type, flags, message', [
@@ -332,6 +335,7 @@ def test_cli_heals(repo_dir, spgra_dir, data_dir, tmp_path):
 ])
 def test_healing_flags_are_checked_against_the_model(model_type, flags, message):
     cfg = types.SimpleNamespace(**{**dict(mode='sample', prob=None, mask_seed_file=None), **flags})
-    net = types.SimpleNamespace(hps=types.SimpleNamespace(model_type=model_type))
+    net = types.SimpleNamespace(hps=types.SimpleNamespace(model_type=model_type),
+                                encoder_input='graph' if model_type == 'spgra' else 'image')
     with pytest.raises(utils.UserError, match=message):
         sample.heal_from_flags(cfg, net, None, 'conditional', 0)

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+import raster
 import utils
 
 # Start-up lines that quiet_tensorflow_startup keeps off stderr on a machine without a GPU
@@ -29,7 +30,7 @@ def test_missing_cairo_is_one_error_line(tmp_path, repo_dir, data_dir):
     proc = subprocess.run([sys.executable, 'seq2png.py', f'--input_dir={data_dir}', f'--output_dir={tmp_path}',
                            '--categories=bee'], cwd=repo_dir, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr, proc.stderr
-    assert error_lines(proc.stderr) == [f'error: {utils.CAIRO_MISSING}'], proc.stderr
+    assert error_lines(proc.stderr) == [f'error: {raster.CAIRO_MISSING}'], proc.stderr
 
 
 def test_tensorflow_start_up_notices_stay_off_stderr(tmp_path, repo_dir):

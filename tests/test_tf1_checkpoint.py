@@ -10,11 +10,12 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_tf1_equivalence import FIXTURES, HPARAMS, SKETCH_RNN_HPARAMS, fixture_path
 
-import model
+import family
+import hyperparams
 import tf1_checkpoint
 import utils
-from test_tf1_equivalence import FIXTURES, HPARAMS, SKETCH_RNN_HPARAMS, fixture_path
 
 pytestmark = pytest.mark.skipif(not os.path.isdir(FIXTURES), reason=f'no TF1 fixtures at {FIXTURES}')
 
@@ -79,8 +80,9 @@ def original_config(hps):
                  'num_sub', 'png_width')
         return {name: getattr(hps, name) for name in names}
     values = {name: getattr(hps, name) for name in tf1_checkpoint.MAGENTA_DEFAULTS
-              if name not in ('data_set', 'num_mixture', 'save_every')}
-    return {**values, 'data_set': [f'{c}.npz' for c in hps.categories], 'num_mixture': hps.mdn_components}
+              if name not in ('data_set', 'num_mixture', 'save_every', 'is_training')}
+    return {**values, 'data_set': [f'{c}.npz' for c in hps.categories], 'num_mixture': hps.mdn_components,
+            'is_training': True}
 
 
 @pytest.mark.parametrize('variant', sorted(VARIANTS))
@@ -88,10 +90,10 @@ def test_other_cells_and_variants_convert_every_variable(tmp_path, variant):
     """Variants without a fixture: a model with random values is written under the original's names (the map's
     inverse; the cells' names are those of the hyper and layer_norm fixtures) and converted back exactly, Adam's
     moments and update count included."""
-    hps = utils.HParams(categories=['bee'], dec_rnn_size=8, enc_rnn_size=4, z_size=4, hyper_num_units=16,
+    hps = hyperparams.HParams(categories=['bee'], dec_rnn_size=8, enc_rnn_size=4, z_size=4, hyper_num_units=16,
                         hyper_embedding_size=4, num_mixture=2, num_sub=1, mdn_components=3, max_seq_len=20,
                         **VARIANTS[variant])
-    net = model.build_model(hps)
+    net = family.build_model(hps)
     rng = np.random.default_rng(0)
     for variable in net.variables:
         if variable.dtype == tf.float32:
@@ -113,7 +115,7 @@ def test_other_cells_and_variants_convert_every_variable(tmp_path, variant):
     path, converted_hps, step = tf1_checkpoint.convert(prefix, write_json(tmp_path / 'config.json',
                                                                           original_config(hps)), str(tmp_path / 'out'))
     assert step == 5 and converted_hps.mdn_components == 3
-    restored = model.build_model(converted_hps)
+    restored = family.build_model(converted_hps)
     tf.train.Checkpoint(model=restored).restore(path).expect_partial().assert_existing_objects_matched()
     for ours, original in zip(restored.variables, net.variables):
         expected = 5 if original is net.optimizer.iterations else original.numpy()
@@ -193,8 +195,9 @@ def test_training_counters_from_the_adam_powers_or_para_npz(tmp_path):
 
 
 def test_the_saved_state_has_train_py_state_variables():
-    import train
-    theirs = {name: value.dtype for name, value in vars(train.TrainState()).items() if isinstance(value, tf.Variable)}
+    import training
+    theirs = {name: value.dtype for name, value in vars(training.TrainState()).items()
+              if isinstance(value, tf.Variable)}
     ours = tf1_checkpoint.train_state(0, 0, 1.0)
     assert {name: getattr(ours, name).dtype for name in tf1_checkpoint.TRAIN_STATE} == theirs
 
@@ -238,7 +241,7 @@ def test_a_converted_checkpoint_runs_in_every_program(repo_dir, png_data_dir, tm
     assert os.path.isfile(tmp_path / 'tsne' / 'level_k.jpg')
     assert os.path.isfile(tmp_path / 'exported' / 'saved_model.pb')
 
-    import train
-    hps, *sets = train.prepare_run(run, png_data_dir, 'num_per_category=16', resume=True)
-    result = train.train_and_evaluate(hps, sets, run, max_epochs=1, resume=True)
+    import training
+    hps, *sets = training.prepare_run(run, png_data_dir, 'num_per_category=16', resume=True)
+    result = training.train_and_evaluate(hps, sets, run, max_epochs=1, resume=True)
     assert result['step'] == 3 + sets[0].num_batches and int(result['model'].optimizer.iterations) == result['step']

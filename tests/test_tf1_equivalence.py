@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import family
+import hyperparams
 import model
 import model_sketch_rnn
 import tf1_checkpoint
-import utils
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(REPO, '..', 'shared', 'fixtures', 'tf1')
@@ -58,8 +59,8 @@ def converted(tmp_path_factory):
 
 def restore(run_dir):
     """The model of a converted run directory with its optimiser, restored as train.py --resume_training does."""
-    hps = utils.load_hparams_json(os.path.join(run_dir, 'model_config.json'))
-    net = model.build_model(hps)
+    hps = hyperparams.load_hparams_json(os.path.join(run_dir, 'model_config.json'))
+    net = family.build_model(hps)
     tf.train.Checkpoint(model=net).restore(tf.train.latest_checkpoint(run_dir)).expect_partial() \
         .assert_existing_objects_matched()
     return net

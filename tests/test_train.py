@@ -1,4 +1,5 @@
-"""train.py on bundled real data with a tiny config: losses fall, resume is exact, rollback counts strikes, CLI errors."""
+"""train.py on bundled real data with a tiny config: losses fall, resume is exact, rollback counts strikes, CLI
+errors."""
 import os
 import subprocess
 import sys
@@ -7,16 +8,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import model
-import train
+import family
+import hyperparams
+import training
 
 HPARAMS = ('categories=[bee,bus], dec_rnn_size=32, dec_model=lstm, z_size=16, batch_size=32, num_mixture=2, '
            'num_sub=2, num_per_category=96')
 
 
 def run(log_root, data_dir, max_epochs, resume=False, hparams=HPARAMS):
-    hps, *sets = train.prepare_run(str(log_root), data_dir, hparams, resume=resume)
-    return train.train_and_evaluate(hps, sets, str(log_root), seed=3, max_epochs=max_epochs, resume=resume)
+    hps, *sets = training.prepare_run(str(log_root), data_dir, hparams, resume=resume)
+    return training.train_and_evaluate(hps, sets, str(log_root), seed=3, max_epochs=max_epochs, resume=resume)
 
 
 def snapshot(net):
@@ -31,7 +33,7 @@ def test_losses_fall_and_run_dir(tmp_path, png_data_dir):
     for record in history:
         assert all(np.isfinite(v) for v in record['train'].values())
     assert history[-1]['train']['loss'] < history[0]['train']['loss']
-    hps = model.utils.load_hparams_json(os.path.join(tmp_path, 'model_config.json'))
+    hps = hyperparams.load_hparams_json(os.path.join(tmp_path, 'model_config.json'))
     assert hps.max_seq_len > 0 and hps.dec_rnn_size == 32
     assert tf.train.latest_checkpoint(str(tmp_path)) is not None
     assert any(name.startswith('events.out.tfevents') for name in os.listdir(tmp_path))
@@ -53,8 +55,8 @@ def test_resume_continues_with_identical_state(tmp_path, png_data_dir):
 
 
 def script_validation(monkeypatch, valid_set, losses):
-    """Make train.evaluate report these validation lil losses, one per epoch."""
-    losses, real_evaluate = iter(losses), train.evaluate
+    """Make training.evaluate report these validation lil losses, one per epoch."""
+    losses, real_evaluate = iter(losses), training.evaluate
 
     def scripted_evaluate(eval_step, loader, step, run_seed=0):
         values, winners = real_evaluate(eval_step, loader, step, run_seed)
@@ -62,18 +64,18 @@ def script_validation(monkeypatch, valid_set, losses):
             values['lil_loss'] = next(losses)
         return values, winners
 
-    monkeypatch.setattr(train, 'evaluate', scripted_evaluate)
+    monkeypatch.setattr(training, 'evaluate', scripted_evaluate)
 
 
 def test_non_improving_epoch_rolls_back_and_strikes(tmp_path, png_data_dir, monkeypatch):
     tf.random.set_seed(0)
-    hps, *sets = train.prepare_run(str(tmp_path), png_data_dir, HPARAMS, resume=False)
+    hps, *sets = training.prepare_run(str(tmp_path), png_data_dir, HPARAMS, resume=False)
     script_validation(monkeypatch, sets[1], [10.0, 20.0, 30.0])    # epoch 1 improves, epochs 2 and 3 do not
-    result = train.train_and_evaluate(hps, sets, str(tmp_path), seed=3, max_epochs=1)
+    result = training.train_and_evaluate(hps, sets, str(tmp_path), seed=3, max_epochs=1)
     best = snapshot(result['model'])
     best_gmm = result['model'].gmm.de_mu.numpy()
     steps = result['step']
-    result = train.train_and_evaluate(hps, sets, str(tmp_path), seed=3, max_epochs=3, resume=True)
+    result = training.train_and_evaluate(hps, sets, str(tmp_path), seed=3, max_epochs=3, resume=True)
     assert [r['improved'] for r in result['history']] == [False, False]
     assert result['strikes'] == 2
     assert result['step'] == steps                    # the step counter rewinds with the rollback
@@ -84,9 +86,9 @@ def test_non_improving_epoch_rolls_back_and_strikes(tmp_path, png_data_dir, monk
 
 @pytest.mark.parametrize('max_strikes, epochs_run', [(2, 3), (0, 5)])
 def test_max_strikes_stops_early_or_never(tmp_path, png_data_dir, monkeypatch, max_strikes, epochs_run):
-    hps, *sets = train.prepare_run(str(tmp_path), png_data_dir, HPARAMS, resume=False)
+    hps, *sets = training.prepare_run(str(tmp_path), png_data_dir, HPARAMS, resume=False)
     script_validation(monkeypatch, sets[1], [10.0, 20.0, 30.0, 40.0, 50.0])   # only epoch 1 improves
-    result = train.train_and_evaluate(hps, sets, str(tmp_path), seed=3, max_epochs=5, max_strikes=max_strikes)
+    result = training.train_and_evaluate(hps, sets, str(tmp_path), seed=3, max_epochs=5, max_strikes=max_strikes)
     assert len(result['history']) == epochs_run and result['strikes'] == epochs_run - 1
 
 
@@ -131,13 +133,13 @@ def test_bad_flag_values_are_absl_errors_not_tracebacks(tmp_path, repo_dir, flag
 
 
 def test_packed_model_holds_the_weights_without_adam_and_restores_equal(trained_model_dir, tmp_path, repo_dir):
-    path = model.save_for_inference(trained_model_dir, str(tmp_path / 'packed'))
+    path = family.save_for_inference(trained_model_dir, str(tmp_path / 'packed'))
     assert os.path.basename(path) == os.path.basename(tf.train.latest_checkpoint(trained_model_dir))
     keys = [key for key, _ in tf.train.list_variables(path)]
     assert keys and not any('optimizer' in key for key in keys)
-    full, _ = model.restore_model(trained_model_dir)
-    packed, hps = model.restore_model(str(tmp_path / 'packed'))
-    assert hps == model.utils.load_hparams_json(os.path.join(trained_model_dir, 'model_config.json'))
+    full, _ = family.restore_model(trained_model_dir)
+    packed, hps = family.restore_model(str(tmp_path / 'packed'))
+    assert hps == hyperparams.load_hparams_json(os.path.join(trained_model_dir, 'model_config.json'))
     assert len(full.variables) == len(packed.variables) > 0
     for mine, theirs in zip(full.variables, packed.variables):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy(), err_msg=mine.name)

@@ -1,5 +1,5 @@
-"""utils.py: hparams, safe writing, loading, stroke formats, augmentation and batching, against SPEC §1 by hand
-and against small NumPy references."""
+"""The library under the programs: hparams (hyperparams.py), safe writing (utils.py), loading, stroke formats,
+augmentation and batching (dataset.py), against docs/model.md#data by hand and against small NumPy references."""
 import json
 import os
 
@@ -7,13 +7,14 @@ import cv2
 import numpy as np
 import pytest
 
+import dataset
+import hyperparams
 import utils
-
 
 # ---------------------------------------------------------------------------------------------------- hparams
 
 def test_defaults_follow_the_readme_table():
-    hps = utils.get_default_hparams()
+    hps = hyperparams.get_default_hparams()
     assert hps.categories == ['bee', 'bus'] and hps.batch_size == 128 and hps.dec_model == 'hyper'
     assert hps.max_seq_len == -1 and hps.num_mixture == 5 and hps.num_sub == 2 and hps.dec_rnn_size == 2048
     assert hps.png_scale_ratio == 0.98 and hps.png_rotate_angle == 0.0 and hps.num_per_category == 70000
@@ -22,7 +23,7 @@ def test_defaults_follow_the_readme_table():
 
 
 def test_parse_original_grammar():
-    hps = utils.get_default_hparams()
+    hps = hyperparams.get_default_hparams()
     out = hps.parse("categories=[bee, bus,'car'], dec_model=lstm, batch_size = 64, learning_rate=1e-3, "
                     "use_recurrent_dropout=False, conditional=0, png_rotate_angle=5, init=he,")
     assert out is hps
@@ -51,15 +52,15 @@ def test_parse_original_grammar():
     ('init=xavier', "hparam init='xavier' is not one of original, he"),
 ])
 def test_parse_errors_name_the_problem(text, message):
-    hps = utils.get_default_hparams()
+    hps = hyperparams.get_default_hparams()
     with pytest.raises(utils.UserError) as error:
         hps.parse('batch_size=7, ' * ('batch_size' not in text) + text)
     assert message in str(error.value)
-    assert hps == utils.get_default_hparams()  # all or nothing
+    assert hps == hyperparams.get_default_hparams()  # all or nothing
 
 
 def test_replace_values_and_setattr_copy_and_check():
-    hps = utils.get_default_hparams()
+    hps = hyperparams.get_default_hparams()
     other = hps.replace(batch_size=5, categories='cat')
     assert (other.batch_size, other.categories, hps.batch_size) == (5, ['cat'], 128)
     values = hps.values()
@@ -77,17 +78,17 @@ def test_replace_values_and_setattr_copy_and_check():
 
 def test_config_json_round_trip_and_old_configs(tmp_path):
     path = str(tmp_path / 'model_config.json')
-    hps = utils.get_default_hparams().replace(categories=['cat'], max_seq_len=77, stable_estep=True)
-    utils.save_hparams_json(hps, path)
-    assert utils.load_hparams_json(path) == hps
+    hps = hyperparams.get_default_hparams().replace(categories=['cat'], max_seq_len=77, stable_estep=True)
+    hyperparams.save_hparams_json(hps, path)
+    assert hyperparams.load_hparams_json(path) == hps
     assert os.listdir(tmp_path) == ['model_config.json']
     with open(path) as f:
-        assert set(json.load(f)) == set(utils.get_default_hparams().values())
+        assert set(json.load(f)) == set(hyperparams.get_default_hparams().values())
     # An original RPCL-pix2seq config: fewer keys, integer angles; the rest takes defaults.
     original = {'categories': ['bee', 'bus'], 'batch_size': 200, 'png_rotate_angle': 0, 'is_training': True,
                 'max_seq_len': 130, 'dec_model': 'hyper', 'grad_clip': 1}
     (tmp_path / 'old.json').write_text(json.dumps(original))
-    old = utils.load_hparams_json(str(tmp_path / 'old.json'))
+    old = hyperparams.load_hparams_json(str(tmp_path / 'old.json'))
     assert old.batch_size == 200 and old.png_rotate_angle == 0.0 and old.max_seq_len == 130
     assert old.model_type == 'rpcl' and old.z_size == 128
 
@@ -104,13 +105,13 @@ def test_config_errors_name_file_and_problem(tmp_path, text, message):
     path = tmp_path / 'model_config.json'
     path.write_text(text)
     with pytest.raises(utils.UserError) as error:
-        utils.load_hparams_json(str(path))
+        hyperparams.load_hparams_json(str(path))
     assert str(error.value).startswith(f'{path}: ') and message in str(error.value)
 
 
 def test_missing_config_is_a_user_error(tmp_path):
     with pytest.raises(utils.UserError, match='cannot read config'):
-        utils.load_hparams_json(str(tmp_path / 'nothing.json'))
+        hyperparams.load_hparams_json(str(tmp_path / 'nothing.json'))
 
 
 # ---------------------------------------------------------------------------------------------------- files, CLI
@@ -159,17 +160,17 @@ def test_cli_main_turns_user_errors_into_one_line_exit():
 # ---------------------------------------------------------------------------------------------------- loading
 
 def test_load_bundled_category(data_dir):
-    strokes = utils.load_strokes_npz(os.path.join(data_dir, 'bee.npz'))
+    strokes = dataset.load_strokes_npz(os.path.join(data_dir, 'bee.npz'))
     assert {split: len(v) for split, v in strokes.items()} == {'train': 340, 'valid': 30, 'test': 30}
     assert all(seq.dtype == np.int16 and seq.shape[1] == 3 for seq in strokes['train'])
-    assert utils.available_categories(data_dir) == ['alarm clock', 'bee', 'bus', 'car', 'cat', 'face', 'flower',
+    assert dataset.available_categories(data_dir) == ['alarm clock', 'bee', 'bus', 'car', 'cat', 'face', 'flower',
                                                     'radio']
 
 
 def test_load_float_sketches(tmp_path, write_category):
     path = write_category(tmp_path, 'kanji', [[[0.5, 1.25, 0], [2.0, -1.0, 1]]], [[[1.0, 1.0, 1]]],
                            [[[1.0, 2.0, 1]]])
-    strokes = utils.load_strokes_npz(path)
+    strokes = dataset.load_strokes_npz(path)
     assert strokes['train'][0].dtype == np.float64 and strokes['train'][0][0, 1] == 1.25
 
 
@@ -180,7 +181,7 @@ def test_load_reports_missing_split(tmp_path):
     path = str(tmp_path / 'bad.npz')
     np.savez(path, train=np.zeros(2), valid=np.zeros(2))
     with pytest.raises(utils.UserError, match=r'bad.npz has no key\(s\) test \(found: train, valid\)'):
-        utils.load_strokes_npz(path)
+        dataset.load_strokes_npz(path)
 
 
 @pytest.mark.parametrize('splits, message', [
@@ -194,53 +195,53 @@ def test_load_reports_missing_split(tmp_path):
 def test_load_errors_name_file_and_problem(tmp_path, write_category, splits, message):
     path = write_category(tmp_path, 'bad', **splits)
     with pytest.raises(utils.UserError) as error:
-        utils.load_strokes_npz(path)
+        dataset.load_strokes_npz(path)
     assert str(error.value).startswith(path) and message in str(error.value)
 
 
 def test_missing_and_damaged_files(tmp_path, data_dir):
     with pytest.raises(utils.UserError, match=r'missing file .*unicorn\.npz \(found categories: alarm clock, bee, bus'):
-        utils.load_strokes_npz(os.path.join(data_dir, 'unicorn.npz'))
+        dataset.load_strokes_npz(os.path.join(data_dir, 'unicorn.npz'))
     (tmp_path / 'junk.npz').write_bytes(b'not a zip')
     with pytest.raises(utils.UserError, match='cannot read .*junk.npz'):
-        utils.load_strokes_npz(str(tmp_path / 'junk.npz'))
+        dataset.load_strokes_npz(str(tmp_path / 'junk.npz'))
 
 
 # ---------------------------------------------------------------------------------------------------- stroke formats
 
 def test_to_stroke5_hand_checked():
-    batch = utils.to_stroke5([np.array([[1, 2, 0], [3, 4, 1]], np.int16), np.array([[5., 6., 1.]])], max_len=3)
+    batch = dataset.to_stroke5([np.array([[1, 2, 0], [3, 4, 1]], np.int16), np.array([[5., 6., 1.]])], max_len=3)
     expected = np.array([
         [[0, 0, 1, 0, 0], [1, 2, 1, 0, 0], [3, 4, 0, 1, 0], [0, 0, 0, 0, 1]],
         [[0, 0, 1, 0, 0], [5, 6, 0, 1, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 1]]], np.float32)
     assert batch.dtype == np.float32
     np.testing.assert_array_equal(batch, expected)
     with pytest.raises(utils.UserError, match='length 2 is longer than max_seq_len=1'):
-        utils.to_stroke5([np.array(GOOD)], max_len=1)
+        dataset.to_stroke5([np.array(GOOD)], max_len=1)
 
 
 def test_stroke5_to_stroke3_inverts_and_keeps_row0_quirk(data_dir):
-    sketches = utils.load_strokes_npz(os.path.join(data_dir, 'cat.npz'))['valid']
-    batch = utils.to_stroke5(sketches, max(len(s) for s in sketches))
+    sketches = dataset.load_strokes_npz(os.path.join(data_dir, 'cat.npz'))['valid']
+    batch = dataset.to_stroke5(sketches, max(len(s) for s in sketches))
     for seq, seq5 in zip(sketches, batch):
-        np.testing.assert_array_equal(utils.stroke5_to_stroke3(seq5[1:]), seq)
+        np.testing.assert_array_equal(dataset.stroke5_to_stroke3(seq5[1:]), seq)
     no_end = np.array([[1, 2, 1, 0, 0], [3, 4, 0, 1, 0]])
-    np.testing.assert_array_equal(utils.stroke5_to_stroke3(no_end), [[1, 2, 0], [3, 4, 1]])
-    assert utils.stroke5_to_stroke3(np.array([[0, 0, 0, 0, 1], [3, 4, 0, 1, 0]])).shape == (0, 3)
+    np.testing.assert_array_equal(dataset.stroke5_to_stroke3(no_end), [[1, 2, 0], [3, 4, 1]])
+    assert dataset.stroke5_to_stroke3(np.array([[0, 0, 0, 0, 1], [3, 4, 0, 1, 0]])).shape == (0, 3)
 
 
 def test_scale_factor_is_pooled_population_std(data_dir):
-    assert utils.scale_factor([np.array([[3, 4, 0]]), np.array([[-3, -4, 1]])]) == pytest.approx(np.sqrt(12.5))
-    sketches = utils.load_strokes_npz(os.path.join(data_dir, 'bus.npz'))['train']
+    assert dataset.scale_factor([np.array([[3, 4, 0]]), np.array([[-3, -4, 1]])]) == pytest.approx(np.sqrt(12.5))
+    sketches = dataset.load_strokes_npz(os.path.join(data_dir, 'bus.npz'))['train']
     values = np.concatenate([s[:, 0:2].ravel() for s in sketches]).astype(np.float64)
-    assert utils.scale_factor(sketches) == pytest.approx(np.sqrt(np.mean((values - values.mean()) ** 2)), rel=1e-12)
+    assert dataset.scale_factor(sketches) == pytest.approx(np.sqrt(np.mean((values - values.mean()) ** 2)), rel=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------------- augmentation
 
 def test_random_scale_draws_x_then_y_factor():
     seq = np.array([[10, 20, 0], [-30, 40, 1]], np.int16)
-    out = utils.random_scale(seq, 0.1, np.random.default_rng(3))
+    out = dataset.random_scale(seq, 0.1, np.random.default_rng(3))
     u_x, u_y = np.random.default_rng(3).random(2)
     np.testing.assert_allclose(out[:, 0], seq[:, 0] * ((u_x - 0.5) * 0.2 + 1), rtol=1e-6)
     np.testing.assert_allclose(out[:, 1], seq[:, 1] * ((u_y - 0.5) * 0.2 + 1), rtol=1e-6)
@@ -250,18 +251,19 @@ def test_random_scale_draws_x_then_y_factor():
 
 def test_augment_strokes_hand_checked():
     one_stroke = np.array([[1, 10, 0], [2, 20, 0], [3, 30, 0], [4, 40, 0], [5, 50, 0], [6, 60, 0], [7, 70, 1]])
-    out = utils.augment_strokes(one_stroke, 1.0, np.random.default_rng(0))
+    out = dataset.augment_strokes(one_stroke, 1.0, np.random.default_rng(0))
     np.testing.assert_array_equal(out, [[1, 10, 0], [2, 20, 0], [3 + 4 + 5 + 6, 180, 0], [7, 70, 1]])
     two_strokes = np.array([[1, 0, 0], [1, 0, 0], [1, 0, 0], [1, 0, 1],
                             [1, 0, 0], [1, 0, 0], [1, 0, 0], [5, 0, 0], [1, 0, 1]])
-    out = utils.augment_strokes(two_strokes, 1.0, np.random.default_rng(0))  # the run restarts after a pen-up
+    out = dataset.augment_strokes(two_strokes, 1.0, np.random.default_rng(0))  # the run restarts after a pen-up
     np.testing.assert_array_equal(out, [[1, 0, 0], [1, 0, 0], [1, 0, 0], [1, 0, 1],
                                         [1, 0, 0], [1, 0, 0], [1 + 5, 0, 0], [1, 0, 1]])
-    np.testing.assert_array_equal(utils.augment_strokes(one_stroke, 0.0, np.random.default_rng(0)), one_stroke)
+    np.testing.assert_array_equal(dataset.augment_strokes(one_stroke, 0.0, np.random.default_rng(0)), one_stroke)
 
 
 def _augment_strokes_literal(seq3, prob, uniforms):
-    """SPEC §1.5.2 as written: walk the points, count pen-down runs, merge dropped points into the last kept one."""
+    """docs/model.md#point-dropping as written: walk the points, count pen-down runs, merge dropped points into the last
+    kept one."""
     result, previous_pen, count = [], 1, 0
     for (dx, dy, pen), u in zip(seq3.tolist(), uniforms):
         count = 0 if (pen == 1 or previous_pen == 1) else count + 1
@@ -275,10 +277,10 @@ def _augment_strokes_literal(seq3, prob, uniforms):
 
 
 def test_augment_strokes_matches_the_literal_walk(data_dir):
-    sketches = utils.load_strokes_npz(os.path.join(data_dir, 'flower.npz'))['train'][:60]
+    sketches = dataset.load_strokes_npz(os.path.join(data_dir, 'flower.npz'))['train'][:60]
     for seed, seq in enumerate(sketches):
         expected = _augment_strokes_literal(seq, 0.5, np.random.default_rng(seed).random(len(seq)))
-        out = utils.augment_strokes(seq, 0.5, np.random.default_rng(seed))
+        out = dataset.augment_strokes(seq, 0.5, np.random.default_rng(seed))
         np.testing.assert_array_equal(out, expected)
         np.testing.assert_array_equal(out[:, 0:2].sum(axis=0), seq[:, 0:2].sum(axis=0))
 
@@ -290,50 +292,50 @@ def _image(seed=0):
 def test_rescale_quirk_is_47_pixels_top_left():
     image = _image()
     for ratio in (0.98, 0.99, 0.9999):
-        out = utils.rescale_image(image, ratio)
+        out = dataset.rescale_image(image, ratio)
         np.testing.assert_array_equal(out[:47, :47], cv2.resize(image, (47, 47), interpolation=cv2.INTER_AREA))
         assert (out[47, :] == 1).all() and (out[:, 47] == 1).all()
-    np.testing.assert_array_equal(utils.rescale_image(image, 1.0), image)
+    np.testing.assert_array_equal(dataset.rescale_image(image, 1.0), image)
 
 
 def test_fixed_rescale_is_centred_and_continuous():
     black = -np.ones((48, 48), np.float32)
-    out = utils.rescale_image(black, 0.9, centred=True)
+    out = dataset.rescale_image(black, 0.9, centred=True)
     np.testing.assert_allclose(out, out[::-1, ::-1], atol=1e-4)
     assert out[0, 0] == 1 and out[24, 24] == -1
-    quirky = utils.rescale_image(black, 0.99)
+    quirky = dataset.rescale_image(black, 0.99)
     assert quirky[0, 0] == -1 and quirky[47, 47] == 1
-    np.testing.assert_array_equal(utils.rescale_image(_image(), 1.0, centred=True), _image())
-    edge = [utils.rescale_image(black, ratio, centred=True)[47, 24] for ratio in (0.99, 0.995, 1.0)]
+    np.testing.assert_array_equal(dataset.rescale_image(_image(), 1.0, centred=True), _image())
+    edge = [dataset.rescale_image(black, ratio, centred=True)[47, 24] for ratio in (0.99, 0.995, 1.0)]
     assert edge[0] > edge[1] > edge[2] == -1  # the white margin grows continuously as the ratio falls
 
 
 def test_rotate_and_translate_hand_checked():
     bar = np.ones((48, 48), np.float32)
     bar[22:26] = -1  # a horizontal black bar
-    turned = utils.rotate_image(bar, 90.0)
+    turned = dataset.rotate_image(bar, 90.0)
     assert turned.shape == (48, 48) and turned[5, 23] < -0.9 and turned[23, 5] > 0.9
-    diamond = utils.rotate_image(-np.ones((48, 48), np.float32), 45.0)  # canvas 68 px, shrunk back to 48
+    diamond = dataset.rotate_image(-np.ones((48, 48), np.float32), 45.0)  # canvas 68 px, shrunk back to 48
     assert diamond[0, 0] == pytest.approx(1) and diamond[24, 24] == pytest.approx(-1)
-    np.testing.assert_allclose(utils.rotate_image(_image(), 0.0), _image(), atol=1e-6)
+    np.testing.assert_allclose(dataset.rotate_image(_image(), 0.0), _image(), atol=1e-6)
     image = _image()
-    shifted = utils.translate_image(image, 2, 0)
+    shifted = dataset.translate_image(image, 2, 0)
     np.testing.assert_array_equal(shifted[:, 2:], image[:, :-2])
     assert (shifted[:, :2] == 1).all()
 
 
 def test_augment_image_default_is_the_quirk_and_switch_fixes_it():
     image = _image()
-    hps = utils.get_default_hparams()
-    np.testing.assert_array_equal(utils.augment_image(image, hps, np.random.default_rng(1)),
-                                  utils.rescale_image(image, 0.99))
-    fixed = utils.augment_image(image, hps.replace(fix_png_rescale=True), np.random.default_rng(1))
+    hps = hyperparams.get_default_hparams()
+    np.testing.assert_array_equal(dataset.augment_image(image, hps, np.random.default_rng(1)),
+                                  dataset.rescale_image(image, 0.99))
+    fixed = dataset.augment_image(image, hps.replace(fix_png_rescale=True), np.random.default_rng(1))
     ratio = np.random.default_rng(1).uniform(0.98, 1.0)
-    np.testing.assert_array_equal(fixed, utils.rescale_image(image, ratio, centred=True))
-    moved = utils.augment_image(image, hps.replace(png_scale_ratio=1.0, png_translate_dist=3.0),
+    np.testing.assert_array_equal(fixed, dataset.rescale_image(image, ratio, centred=True))
+    moved = dataset.augment_image(image, hps.replace(png_scale_ratio=1.0, png_translate_dist=3.0),
                                 np.random.default_rng(2))
     _, _, dx, dy = np.random.default_rng(2).uniform(size=4) * [0, 0, 6, 6] - [0, 0, 3, 3]
-    np.testing.assert_allclose(moved, utils.translate_image(image, dx, dy), atol=1e-6)
+    np.testing.assert_allclose(moved, dataset.translate_image(image, dx, dy), atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------------- batching
@@ -341,8 +343,8 @@ def test_augment_image_default_is_the_quirk_and_switch_fixes_it():
 def _loader(n, batch_size, training, **hparams):
     strokes = [np.array([[i, 1, 0], [1, i, 1]] * (1 + i % 3), np.float32) for i in range(n)]
     images = np.arange(n, dtype=np.uint8)[:, None, None] * np.ones((1, 4, 4), np.uint8)
-    hps = utils.get_default_hparams().replace(png_width=4, **hparams)
-    return utils.DataLoader(strokes, images, np.arange(n), batch_size, 6, hps, training=training)
+    hps = hyperparams.get_default_hparams().replace(png_width=4, **hparams)
+    return dataset.DataLoader(strokes, images, np.arange(n), batch_size, 6, hps, training=training)
 
 
 @pytest.mark.parametrize('n, training, expected', [
@@ -362,7 +364,7 @@ def test_training_epoch_shuffles_distinct_full_batches():
     for batch in batches:
         assert batch.strokes.shape == (5, 7, 5) and batch.labels.dtype == np.int32
         np.testing.assert_array_equal(batch.lengths, [len(loader.strokes[i]) for i in batch.labels])
-        np.testing.assert_array_equal(batch.strokes, utils.to_stroke5([loader.strokes[i] for i in batch.labels], 6))
+        np.testing.assert_array_equal(batch.strokes, dataset.to_stroke5([loader.strokes[i] for i in batch.labels], 6))
         np.testing.assert_allclose(batch.images, (batch.labels[:, None, None] / 255 * 2 - 1) * np.ones((1, 4, 4)),
                                    rtol=1e-6)
 
@@ -373,8 +375,8 @@ def test_bucketed_epoch_holds_the_sketches_of_the_unbucketed_epoch_each_once():
     plain = dict(random_scale_factor=0.0, augment_stroke_prob=0.0, png_scale_ratio=1.0)
     strokes = [np.tile(np.array([[1, 1, 0]], np.float32), (1 + i % 23, 1)) for i in range(400)]
     images = np.zeros((400, 4, 4), np.uint8)
-    loaders = [utils.DataLoader(strokes, images, np.arange(400), 8, 23,
-                                utils.get_default_hparams().replace(png_width=4, bucket_width=width, **plain),
+    loaders = [dataset.DataLoader(strokes, images, np.arange(400), 8, 23,
+                                hyperparams.get_default_hparams().replace(png_width=4, bucket_width=width, **plain),
                                 training=True) for width in (0, 4)]
     faithful, bucketed = (list(loader.epoch(np.random.default_rng(3))) for loader in loaders)
     assert len(bucketed) == len(faithful) == loaders[0].num_batches == 49
@@ -385,17 +387,17 @@ def test_bucketed_epoch_holds_the_sketches_of_the_unbucketed_epoch_each_once():
     for batch in bucketed:
         lengths = np.array([len(strokes[i]) for i in batch.labels])
         rows = min(-(-lengths.max() // 4) * 4, 23)
-        np.testing.assert_array_equal(batch.strokes, utils.to_stroke5([strokes[i] for i in batch.labels], rows))
+        np.testing.assert_array_equal(batch.strokes, dataset.to_stroke5([strokes[i] for i in batch.labels], rows))
         spreads.append(lengths.max() - lengths.min())
         padded.append(rows)
     assert np.mean(spreads) < 3 and np.mean(padded) < 0.7 * 23   # faithful batches span ~20 steps, padded to 23
 
 
 def test_step_seeds_depend_on_the_keys_only():
-    seed = utils.step_seed(5, 0, 2, 17)
+    seed = dataset.step_seed(5, 0, 2, 17)
     assert seed.dtype == np.int64 and seed.shape == (2,)
-    np.testing.assert_array_equal(seed, utils.step_seed(5, 0, 2, 17))
-    others = [utils.step_seed(*keys) for keys in ((6, 0, 2, 17), (5, 1, 2, 17), (5, 0, 3, 17), (5, 0, 2, 18))]
+    np.testing.assert_array_equal(seed, dataset.step_seed(5, 0, 2, 17))
+    others = [dataset.step_seed(*keys) for keys in ((6, 0, 2, 17), (5, 1, 2, 17), (5, 0, 3, 17), (5, 0, 2, 18))]
     assert len({tuple(s) for s in others + [seed]}) == 5
 
 
@@ -403,7 +405,7 @@ def test_eval_batches_are_sequential_and_unaugmented():
     loader = _loader(11, 5, False)
     batches = list(loader.epoch())
     assert [b.labels.tolist() for b in batches] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
-    np.testing.assert_array_equal(batches[1].images, utils.pixels_to_unit(loader.images[5:10]))
+    np.testing.assert_array_equal(batches[1].images, dataset.pixels_to_unit(loader.images[5:10]))
     np.testing.assert_array_equal(batches[1].strokes, loader.get_batch(1).strokes)
     with pytest.raises(IndexError):
         loader.get_batch(2)
@@ -413,23 +415,23 @@ def test_training_batches_are_augmented_with_the_rng():
     loader = _loader(12, 4, True, random_scale_factor=0.2)
     batch = loader.batch_from_indices([3, 4, 5, 6], np.random.default_rng(0))
     assert (batch.images[:, 3, :] == 1).all() and (batch.images[:, :, 3] == 1).all()  # 3-px top-left quirk
-    assert not np.allclose(batch.strokes[0, 1:3], utils.to_stroke5([loader.strokes[3]], 6)[0, 1:3])
+    assert not np.allclose(batch.strokes[0, 1:3], dataset.to_stroke5([loader.strokes[3]], 6)[0, 1:3])
     plain = loader.batch_from_indices([3, 4, 5, 6])
-    np.testing.assert_array_equal(plain.images, utils.pixels_to_unit(loader.images[3:7]))
+    np.testing.assert_array_equal(plain.images, dataset.pixels_to_unit(loader.images[3:7]))
 
 
 def test_loader_rejects_count_mismatch():
     with pytest.raises(utils.UserError, match='3 sketches but 3 labels and 2 images'):
-        utils.DataLoader([np.array(GOOD)] * 3, np.zeros((2, 4, 4), np.uint8), [0, 0, 0], 2, 4,
-                         utils.get_default_hparams(), training=False)
+        dataset.DataLoader([np.array(GOOD)] * 3, np.zeros((2, 4, 4), np.uint8), [0, 0, 0], 2, 4,
+                         hyperparams.get_default_hparams(), training=False)
 
 
 # ---------------------------------------------------------------------------------------------------- load_dataset
 
 def test_load_dataset_on_bundled_data(png_data_dir, data_dir):
-    hps = utils.get_default_hparams().replace(categories=['bee', 'cat'], batch_size=16)
-    train, valid, test, hps_out = utils.load_dataset(png_data_dir, hps)
-    raw = [utils.load_strokes_npz(os.path.join(data_dir, f'{c}.npz')) for c in ('bee', 'cat')]
+    hps = hyperparams.get_default_hparams().replace(categories=['bee', 'cat'], batch_size=16)
+    train, valid, test, hps_out = dataset.load_dataset(png_data_dir, hps)
+    raw = [dataset.load_strokes_npz(os.path.join(data_dir, f'{c}.npz')) for c in ('bee', 'cat')]
     assert (len(train.strokes), len(valid.strokes), len(test.strokes)) == (680, 60, 60)
     assert hps_out.max_seq_len == max(len(s) for r in raw for split in r.values() for s in split)
     assert hps.max_seq_len == -1 and train.max_seq_len == hps_out.max_seq_len
@@ -447,15 +449,15 @@ def test_load_dataset_on_bundled_data(png_data_dir, data_dir):
 
 
 def test_load_dataset_slices_num_per_category(png_data_dir):
-    hps = utils.get_default_hparams().replace(categories=['bus', 'car', 'flower'], num_per_category=50)
-    train, valid, _, _ = utils.load_dataset(png_data_dir, hps)
+    hps = hyperparams.get_default_hparams().replace(categories=['bus', 'car', 'flower'], num_per_category=50)
+    train, valid, _, _ = dataset.load_dataset(png_data_dir, hps)
     assert len(train.strokes) == 150 and len(valid.strokes) == 90 and len(train.images) == 150
 
 
 def test_load_dataset_clips_and_works_without_images(tmp_path, write_category):
     write_category(tmp_path, 'big', [[[5000, 0, 0], [0, -1000, 1]]], [[[1, 1, 1]]], [[[2, 2, 1]]])
-    hps = utils.get_default_hparams().replace(categories=['big'], batch_size=1)
-    train, valid, _, hps_out = utils.load_dataset(str(tmp_path), hps, png_required=False)
+    hps = hyperparams.get_default_hparams().replace(categories=['big'], batch_size=1)
+    train, valid, _, hps_out = dataset.load_dataset(str(tmp_path), hps, png_required=False)
     sigma = np.sqrt((1000 ** 2 + 1000 ** 2) / 4)  # pooled clipped offsets 1000, 0, 0, -1000
     np.testing.assert_allclose(train.strokes[0], [[1000 / sigma, 0, 0], [0, -1000 / sigma, 1]], rtol=1e-6)
     assert hps_out.max_seq_len == 2 and train.images is None and valid.get_batch(0).images is None
@@ -463,22 +465,22 @@ def test_load_dataset_clips_and_works_without_images(tmp_path, write_category):
 
 def test_load_dataset_errors(tmp_path, data_dir, write_category):
     directory = str(tmp_path)
-    hps = utils.get_default_hparams().replace(categories=['bee'])
+    hps = hyperparams.get_default_hparams().replace(categories=['bee'])
     with pytest.raises(utils.UserError, match='missing category file .*bee.npz'):
-        utils.load_dataset(directory, hps)
+        dataset.load_dataset(directory, hps)
     write_category(tmp_path, 'bee', [GOOD, GOOD], [GOOD], [GOOD])
     with pytest.raises(utils.UserError) as error:
-        utils.load_dataset(directory, hps)
+        dataset.load_dataset(directory, hps)
     assert str(error.value).endswith(
         f'make them with: python3 seq2png.py --input_dir={directory} --output_dir={directory} --categories=bee')
     images = np.full((1, 48, 48), 255, np.uint8)
-    np.savez(utils.category_png_path(directory, 'bee'), train=images, valid=images, test=images)
+    np.savez(dataset.category_png_path(directory, 'bee'), train=images, valid=images, test=images)
     with pytest.raises(utils.UserError, match='has 1 train images but .* has 2 sketches'):
-        utils.load_dataset(directory, hps)
+        dataset.load_dataset(directory, hps)
     with pytest.raises(utils.UserError, match='expected uint8 32x32'):
-        utils.load_dataset(directory, hps.replace(png_width=32))
+        dataset.load_dataset(directory, hps.replace(png_width=32))
     with pytest.raises(utils.UserError, match='categories is empty'):
-        utils.load_dataset(data_dir, hps.replace(categories=[]))
+        dataset.load_dataset(data_dir, hps.replace(categories=[]))
 
 
 def test_configure_runtime_sets_the_allocator_and_autojit_and_keeps_the_users_switches(monkeypatch):

@@ -12,7 +12,9 @@ sys.path.insert(0, REPO)
 
 from absl import app  # noqa: E402
 
+import model  # noqa: E402
 import train  # noqa: E402
+import training  # noqa: E402
 
 LOG = os.open(os.environ['TRAIN_PHASE_LOG'], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
 
@@ -32,11 +34,11 @@ def compile_logged_steps(*args, **kwargs):
     return logged('step', train_step), eval_step
 
 
-compile_steps = train.model_lib.compile_steps
-train.model_lib.compile_steps = compile_logged_steps
-train.evaluate = logged('validation', train.evaluate)
-train.Checkpoints.save_best = logged('checkpoint', train.Checkpoints.save_best)
-train.Checkpoints.save_last = logged('checkpoint', train.Checkpoints.save_last)
+compile_steps = model.compile_steps
+model.compile_steps = compile_logged_steps
+training.evaluate = logged('validation', training.evaluate)
+training.Checkpoints.save_best = logged('checkpoint', training.Checkpoints.save_best)
+training.Checkpoints.save_last = logged('checkpoint', training.Checkpoints.save_last)
 
 if __name__ == '__main__':
     train.define_flags()
