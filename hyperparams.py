@@ -51,7 +51,7 @@ _HPARAMS = (
     ('init', 'original', 'conv init: original (std sqrt(2/kernel_height), Q6) | he'),
     ('bucket_width', 0, 'length-bucketed training batches padded to the next multiple of this many steps, '
                         'not to T (0: off, as the original; docs/training.md#bucketing)'),
-    ('fix_png_rescale', False, 'continuous centred image rescale instead of the 47-px top-left quirk (#4)'),
+    ('fix_png_rescale', False, 'continuous centred image rescale instead of the 47-px top-left quirk (Q4)'),
     ('hyper_num_units', 256, 'HyperLSTM: size of the small hyper cell'),
     ('hyper_embedding_size', 32, 'HyperLSTM: size of the modulation embedding'),
     ('enc_model', 'lstm', 'sketch_rnn encoder cell: lstm | layer_norm | hyper'),

@@ -123,8 +123,8 @@ class IAPix2Seq(model.RPCLPix2Seq):
         """{'gau_idx': argmax_k of the harmony weights w(z)} for codes z with encoder variances sigma2 (the original's
         label)."""
         del mu, transient
-        gamma = e_step(z, *self.gmm.params())
-        return {'gau_idx': tf.argmax(harmony_weights(gamma, sigma2, self.gmm.de_sigma2), axis=1)}
+        weights = harmony_weights(self.responsibilities(z), sigma2, self.gmm.de_sigma2)
+        return {'gau_idx': tf.argmax(weights, axis=1)}
 
     def losses(self, strokes, images, step, training, seed=None):
         """One forward pass: (losses, updated mixture, harmony weights w). z is sampled in training and validation."""

@@ -296,19 +296,29 @@ def end_of_epoch(net, eval_step, sets, state, checkpoints, writer, train_means, 
     return dict(step=step, train=train_means, valid=valid, test=None, improved=False, **alive)
 
 
+def build_and_compile(hps, log_root, strategy, jit_compile=False):
+    """(model, its checkpoint directory, whether this process writes the run's logs, compiled train and eval steps):
+    on one device, or mirrored over the replicas of a tf.distribute `strategy` (distributed.py, imported only
+    then). The steps trace on their first call, so a checkpoint restored afterwards is what they run."""
+    if strategy is None:
+        net = family.build_model(hps)
+        steps = model_lib.compile_steps(net, hps.batch_size, hps.max_seq_len, hps.png_width, jit_compile=jit_compile,
+                                        bucketed=hps.bucket_width > 0)
+        return net, log_root, True, *steps
+    import distributed  # tf.distribute's machinery loads only when a strategy asks for it
+    with strategy.scope():
+        net = family.build_model(hps)
+    steps = distributed.compile_steps(strategy, net, hps.batch_size, hps.max_seq_len, hps.png_width)
+    return net, distributed.run_dir(log_root, strategy), distributed.is_chief(strategy), *steps
+
+
 def train_and_evaluate(hps, sets, log_root, seed=0, jit_compile=False, log_every=20, max_epochs=100000,
                        max_strikes=MAX_STRIKES, checkpoint_minutes=30.0, resume=False, strategy=None):
     """Build the model, optionally resume, and train until max_strikes strikes in a row (0: no limit), max_epochs
     or num_steps. With a tf.distribute `strategy` (distributed.make_strategy) the model is mirrored over its replicas
     and every step is data-parallel over them; a multi-worker cluster's other workers keep their checkpoints under
     log_root/workers."""
-    if strategy is None:
-        net, run_dir, chief = family.build_model(hps), log_root, True
-    else:
-        import distributed  # tf.distribute's machinery loads only when a strategy asks for it
-        with strategy.scope():
-            net = family.build_model(hps)
-        run_dir, chief = distributed.run_dir(log_root, strategy), distributed.is_chief(strategy)
+    net, run_dir, chief, train_step, eval_step = build_and_compile(hps, log_root, strategy, jit_compile)
     state = TrainState()
     state.seed.assign(seed)
     checkpoints = Checkpoints(run_dir, net, state)
@@ -318,12 +328,6 @@ def train_and_evaluate(hps, sets, log_root, seed=0, jit_compile=False, log_every
             raise utils.UserError(f'--resume_training: no checkpoint in {log_root}')
         checkpoints.restore(path)
         print(f'resumed {path}: step {int(state.step)}, epoch {int(state.epoch)}, strikes {int(state.strikes)}')
-    if strategy is None:
-        train_step, eval_step = model_lib.compile_steps(net, hps.batch_size, hps.max_seq_len, hps.png_width,
-                                                        jit_compile=jit_compile, bucketed=hps.bucket_width > 0)
-    else:
-        train_step, eval_step = distributed.compile_steps(strategy, net, hps.batch_size, hps.max_seq_len,
-                                                          hps.png_width)
     writer = tf.summary.create_file_writer(log_root) if chief else tf.summary.create_noop_writer()
     with writer.as_default(step=0):
         tf.summary.scalar('Num_Trainable_Params', sum(int(np.prod(v.shape)) for v in net.trainable_variables))
