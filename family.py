@@ -35,16 +35,32 @@ def build_model(hps):
     return model_class(hps)(hps)
 
 
-def restore_model(model_dir):
+CHECKPOINTS = ('best', 'last')   # a run's best validation (vector-<epoch>) or its newest resumable save (last/)
+
+
+def checkpoint_path(model_dir, which='best'):
+    """The checkpoint of <model_dir> that `which` names (CHECKPOINTS); UserError when there is none."""
+    if which == 'last':
+        path = tf.train.latest_checkpoint(os.path.join(model_dir, 'last'))
+        if path is None:
+            raise utils.UserError(f'no last/ checkpoint in {model_dir}: train.py writes one every --checkpoint_minutes '
+                                  'and when it stops')
+        return path
+    path = tf.train.latest_checkpoint(model_dir)
+    if path is None:
+        raise utils.UserError(f'no checkpoint in {model_dir}: train.py saves one after the first improving epoch')
+    return path
+
+
+def restore_model(model_dir, which='best'):
     """Rebuild a trained model for inference from <model_dir>/model_config.json and its best checkpoint (a train.py
-    checkpoint, or a weights-only one of save_for_inference): (model without optimiser, hps)."""
+    checkpoint, or a weights-only one of save_for_inference), or with which='last' the run's newest resumable save:
+    (model without optimiser, hps)."""
     config_path = os.path.join(model_dir, 'model_config.json')
     if not os.path.exists(config_path):
         raise utils.UserError(f'no model_config.json in {model_dir} (is it a train.py --log_root?)')
     hps = hyperparams.load_hparams_json(config_path)
-    path = tf.train.latest_checkpoint(model_dir)
-    if path is None:
-        raise utils.UserError(f'no checkpoint in {model_dir}: train.py saves one after the first improving epoch')
+    path = checkpoint_path(model_dir, which)
     net = build_model(hps)
     del net.optimizer   # inference reads the weights and the latent mixture; saved Adam moments are skipped
     try:
@@ -54,12 +70,12 @@ def restore_model(model_dir):
     return net, hps
 
 
-def save_for_inference(model_dir, output_dir):
-    """Write <output_dir>/model_config.json and a checkpoint of the best model of <model_dir> holding only what
-    inference reads (weights, latent mixture; no Adam moments, a third of a training checkpoint), under the same
-    vector-<epoch> name. Returns the checkpoint path."""
-    net, hps = restore_model(model_dir)
-    epoch = int(tf.train.latest_checkpoint(model_dir).rsplit('-', 1)[1])
+def save_for_inference(model_dir, output_dir, which='best'):
+    """Write <output_dir>/model_config.json and a checkpoint of the best model of <model_dir> (or with which='last'
+    its newest resumable save) holding only what inference reads (weights, latent mixture; no Adam moments, a third
+    of a training checkpoint), as vector-<n>, n the source checkpoint's number. Returns the checkpoint path."""
+    net, hps = restore_model(model_dir, which)
+    epoch = int(checkpoint_path(model_dir, which).rsplit('-', 1)[1])
     utils.make_output_dir(output_dir, '--output_dir')
     hyperparams.save_hparams_json(hps, os.path.join(output_dir, 'model_config.json'))
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=net), output_dir, max_to_keep=1,

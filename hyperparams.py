@@ -16,7 +16,8 @@ from utils import UserError, atomic_write_bytes
 
 _HPARAMS = (
     ('categories', ['bee', 'bus'], 'sketch categories: <c>.npz and <c>_png.npz in the data directory'),
-    ('num_steps', 1000001, 'training stops when the step counter reaches it (the original never does)'),
+    ('num_steps', 1000001, 'training ends after validating the epoch that reaches this step (the original never '
+                           'stops on it; docs/training.md)'),
     ('save_every', 1, 'training epochs between validations (each a save, or a rollback and strike)'),
     ('dec_rnn_size', 2048, 'decoder RNN size H'),
     ('dec_model', 'hyper', 'decoder cell: lstm | layer_norm | hyper'),
@@ -32,6 +33,8 @@ _HPARAMS = (
     ('decay_rate', 0.9999, 'learning-rate decay factor per step'),
     ('min_learning_rate', 0.00001, 'learning-rate floor'),
     ('grad_clip', 1.0, 'element-wise gradient clipping value'),
+    ('kl_weight_max', 1.0, 'rpcl/rpclh/ia: final weight of the KL warm-up kl_w(s) = kl_weight_max (1 - 0.999 * '
+                           '0.9999^s) (1.0 as the original; docs/training.md#kl-ceiling)'),
     ('de_weight', 0.5, 'weight of the CNN deconvolution (image reconstruction) loss'),
     ('use_recurrent_dropout', True, 'recurrent dropout in the decoder cell'),
     ('recurrent_dropout_prob', 0.9, 'keep probability of recurrent dropout'),
@@ -51,6 +54,8 @@ _HPARAMS = (
     ('init', 'original', 'conv init: original (std sqrt(2/kernel_height), Q6) | he'),
     ('bucket_width', 0, 'length-bucketed training batches padded to the next multiple of this many steps, '
                         'not to T (0: off, as the original; docs/training.md#bucketing)'),
+    ('rollback', True, 'a non-improving validation restores the best checkpoint (the original); false: training goes '
+                       'on from the current weights, only improving validations save (docs/training.md#rollback)'),
     ('fix_png_rescale', False, 'continuous centred image rescale instead of the 47-px top-left quirk (Q4)'),
     ('hyper_num_units', 256, 'HyperLSTM: size of the small hyper cell'),
     ('hyper_embedding_size', 32, 'HyperLSTM: size of the modulation embedding'),
@@ -92,7 +97,7 @@ _RANGES = {
     **{name: (lambda v: 0 < v <= 1, 'in (0, 1]') for name in (
         'recurrent_dropout_prob', 'input_dropout_prob', 'output_dropout_prob', 'decay_rate', 'png_scale_ratio')},
     **{name: (lambda v: v >= 0, 'at least 0') for name in (
-        'min_learning_rate', 'de_weight', 'png_rotate_angle', 'png_translate_dist', 'bucket_width')},
+        'min_learning_rate', 'de_weight', 'png_rotate_angle', 'png_translate_dist', 'bucket_width', 'kl_weight_max')},
     'augment_stroke_prob': (lambda v: 0 <= v <= 1, 'in [0, 1]'),
     'random_scale_factor': (lambda v: 0 <= v < 1, 'in [0, 1)'),
 }

@@ -479,11 +479,12 @@ def gaussian_kl(gamma, mu, sigma2, de_mu, de_sigma2):
 
 # ------------------------------------------------------------------------------------------------ schedules, optimiser
 
-def kl_weight(step):
-    """KL warm-up kl_w(s) = 1 - 0.999 * 0.9999^s, in float64 and rounded once (the original's graph computes it in
-    float32, up to 1.6e-4 relative away: docs/tf1_checkpoints.md)."""
+def kl_weight(step, final=1.0):
+    """KL warm-up kl_w(s) = final * (1 - 0.999 * 0.9999^s), in float64 and rounded once (the original: final = 1, in
+    float32 inside its graph, up to 1.6e-4 relative away: docs/tf1_checkpoints.md). `final` is hparam kl_weight_max
+    (docs/training.md#kl-ceiling)."""
     s = tf.cast(step, tf.float64)
-    return tf.cast(1.0 - 0.999 * tf.pow(tf.constant(0.9999, tf.float64), s), tf.float32)
+    return tf.cast(final * (1.0 - 0.999 * tf.pow(tf.constant(0.9999, tf.float64), s)), tf.float32)
 
 
 def learning_rate(step, hps):
@@ -659,7 +660,7 @@ class RPCLPix2Seq(SketchModel):
                    gaussian_loss=gaussian_kl(gamma, mu, sigma2, de_mu, de_sigma2),
                    lil_loss=reconstruction_loss(params, strokes[:, 1:], mask_pen=not training),
                    de_loss=image_loss(images, self.image_decoder(z)),
-                   kl_weight=kl_weight(step))
+                   kl_weight=kl_weight(step, hps.kl_weight_max))
         out['loss'] = (out['kl_weight'] * (out['alpha_loss'] + out['gaussian_loss']) + out['lil_loss']
                        + hps.de_weight * out['de_loss'])
         return out, new_gmm, gamma

@@ -140,7 +140,7 @@ class IAPix2Seq(model.RPCLPix2Seq):
                    gaussian_loss=gaussian_cross_entropy(gamma, mu, sigma2, de_mu, de_sigma2),
                    lil_loss=model.reconstruction_loss(params, strokes[:, 1:], mask_pen=not training),
                    de_loss=model.image_loss(images, self.image_decoder(z), kind='absolute'),
-                   kl_weight=model.kl_weight(step))
+                   kl_weight=model.kl_weight(step, self.hps.kl_weight_max))
         image_term = tf.where(is_image_step(step, self.hps), out['de_loss'], 0.0)
         out['loss'] = (KL_SCALE * out['kl_weight'] * (out['alpha_loss'] + out['gaussian_loss']) + out['lil_loss']
                        + image_term)

@@ -190,10 +190,10 @@ def is_image_step(step):
     return tf.logical_and(step < IMAGE_PHASE_END, tf.math.floormod(step, IMAGE_EVERY) != 0)
 
 
-def total_loss(step, ij_loss, gaussian_loss, lil_loss, de_loss):
-    """0.1 kl_w(s) (ij + gauss) + (de_loss if is_image_step(s) else lil_loss); de_weight is not used."""
+def total_loss(step, kl_w, ij_loss, gaussian_loss, lil_loss, de_loss):
+    """0.1 kl_w (ij + gauss) + (de_loss if is_image_step(s) else lil_loss); de_weight is not used."""
     reconstruction = tf.where(is_image_step(step), de_loss, lil_loss)
-    return KL_SCALE * model.kl_weight(step) * (ij_loss + gaussian_loss) + reconstruction
+    return KL_SCALE * kl_w * (ij_loss + gaussian_loss) + reconstruction
 
 
 # ------------------------------------------------------------------------------------------------ the model
@@ -253,6 +253,7 @@ class RPCLPix2SeqH(model.RPCLPix2Seq):
                    gaussian_loss=model.gaussian_kl(posteriors['p_j'], mu, sigma2, de_mu, de_sigma2),
                    lil_loss=model.reconstruction_loss(params, strokes[:, 1:], mask_pen=not training),
                    de_loss=model.image_loss(images, self.image_decoder(z), kind='absolute'),
-                   kl_weight=model.kl_weight(step))
-        out['loss'] = total_loss(step, out['ij_loss'], out['gaussian_loss'], out['lil_loss'], out['de_loss'])
+                   kl_weight=model.kl_weight(step, self.hps.kl_weight_max))
+        out['loss'] = total_loss(step, out['kl_weight'], out['ij_loss'], out['gaussian_loss'], out['lil_loss'],
+                                 out['de_loss'])
         return out, new_params, posteriors['r']

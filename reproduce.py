@@ -1,12 +1,13 @@
 """The reproduction study (docs/results.md): do the papers' claims hold on real QuickDraw data at an equal budget?
 
-    python3 reproduce.py --output_dir=runs/repro --docs_dir=docs    # docs/results.md's table, figures (~1 h)
+    python3 reproduce.py --output_dir=runs/repro --docs_dir=docs --classifier_dir=pretrained/classifier-quickdraw3
     python3 reproduce.py --output_dir=runs/repro_tiny --tiny        # the whole chain on a toy budget (~1 min)
 
 One command runs the chain of the project's own programs, each as the subprocess a user would type (all of them
 are written to <output_dir>/commands.sh with their logs beside):
   1. seq2png.py rasterises the categories into <output_dir>/data (beside a copy of their stroke npz);
-  2. classifier.py trains the Rec classifier on the real training images (its test accuracy is the Rec ceiling);
+  2. classifier.py trains the Rec classifier on the real training images (its test accuracy is the Rec ceiling),
+     unless --classifier_dir names one (e.g. pretrained/classifier-quickdraw3);
   3. for every seed and model_type (sketch_rnn, rpcl, ia, rpclh): train.py with the same hparams and the same
      number of epochs and no early stopping (so the same number of training steps; an epoch rolled back to the
      best checkpoint counts), then sample.py draws one sketch per test sketch (conditional sampling, z = the
@@ -40,9 +41,11 @@ def define_flags():
     flags.DEFINE_string('docs_dir', '', 'Also copy the figures and results_table.md here (docs/results.md shows them).')
     flags.DEFINE_list('models', list(study.MODELS), 'model_types to train, in table order.')
     flags.DEFINE_list('seeds', None, 'Seeds: every model is trained once per seed (default 1,2; --tiny: 1).')
-    flags.DEFINE_list('categories', None, 'Categories (default bee,bus,car,cat,flower; --tiny: bee,bus).')
-    flags.DEFINE_integer('epochs', None, 'Training epochs per run, the same for every model (default 30; --tiny 1).',
+    flags.DEFINE_list('categories', None, 'Categories (default alarm clock,face,radio; --tiny: bee,bus).')
+    flags.DEFINE_integer('epochs', None, 'Training epochs per run, the same for every model (default 20; --tiny 1).',
                          lower_bound=1)
+    flags.DEFINE_string('classifier_dir', '', 'Score Rec with this classifier (classifier.py --mode=train output, '
+                        'trained on the same categories) instead of training one in <output_dir>/classifier.')
     flags.DEFINE_boolean('tiny', False, 'Toy sizes and budget: checks that the whole chain works (CI).')
 
 
@@ -79,12 +82,15 @@ def run_study(cfg):
     start = time.time()
     chain = study.Chain(cfg.output_dir)
     data = study.prepare_data(chain, cfg.data_dir, categories)
-    classifier_dir = os.path.join(cfg.output_dir, 'classifier')
-    if not os.path.isfile(os.path.join(classifier_dir, rec_classifier.CONFIG_FILE)):
+    classifier_dir = cfg.classifier_dir or os.path.join(cfg.output_dir, 'classifier')
+    if not cfg.classifier_dir and not os.path.isfile(os.path.join(classifier_dir, rec_classifier.CONFIG_FILE)):
         chain.run('classifier', 'classifier.py', mode='train', data_dir=data, categories=','.join(categories),
                   output_dir=classifier_dir, epochs=classifier_epochs, seed=seeds[0])
-    ceiling = rec_classifier.evaluate(classifier_dir, data, 'test')
     classifier_model, classifier_categories = rec_classifier.load_classifier(classifier_dir)
+    if sorted(classifier_categories) != sorted(categories):
+        raise utils.UserError(f"--classifier_dir {classifier_dir} knows {', '.join(classifier_categories)}, not the "
+                              f"study's {', '.join(categories)}")
+    ceiling = rec_classifier.evaluate(classifier_dir, data, 'test')
     results = []
     for seed in seeds:
         for model_type in cfg.models:

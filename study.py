@@ -35,12 +35,13 @@ MODELS = ('sketch_rnn', 'rpcl', 'ia', 'rpclh')
 LABELS = dict(sketch_rnn='sketch-rnn', rpcl='RPCL-pix2seq', ia='IA-pix2seq', rpclh='RPCL-pix2seqH')
 
 
-# Every model gets the same decoder (LSTM 256: a HyperLSTM 256 step costs 3x as much here), z size and batch; the
-# latent mixtures start with K = 10 Gaussians for 5 categories (rpclh: I = J = 10).
+# Every model gets the recipe of the shipped quickdraw3 models (pretrained/*/README.md): an LSTM 256 decoder (a
+# HyperLSTM 256 step costs 3x as much here), z 64, batch 64, the centred image rescale, length buckets of 16 and a
+# validation every 5 epochs; the latent mixtures start with K = 6 Gaussians for 3 categories (rpclh: I = J = 6).
 STUDY = dict(
-    categories='bee,bus,car,cat,flower', seeds='1,2', epochs=30, classifier_epochs=30,
-    hparams='dec_model=lstm, dec_rnn_size=256, z_size=64, batch_size=64, num_mixture=5, num_sub=2, '
-            'num_layer_i=10, num_layer_j=10')
+    categories='alarm clock,face,radio', seeds='1,2', epochs=20, classifier_epochs=30,
+    hparams='dec_model=lstm, dec_rnn_size=256, z_size=64, batch_size=64, num_mixture=3, num_sub=2, '
+            'num_layer_i=6, num_layer_j=6, fix_png_rescale=true, bucket_width=16, save_every=5')
 
 
 TINY = dict(
@@ -164,10 +165,12 @@ def score_run(run_dir, classifier_model, classifier_categories, seed):
     valid = [value for _, _, value in curves['valid_lil']]
     best = int(np.argmin(valid))              # the validation whose checkpoint restore_model loaded
     nll_divisor = 1 if hps.model_type == 'sketch_rnn' else hps.max_seq_len   # magenta's r_cost = lil_loss / T
+    steps_per_validation = curves['valid_lil'][0][1]   # a rollback rewinds the step counter, so the first one
     result = dict(model_type=hps.model_type, rec=rec, rec_by_category=rec_by_category,
                   ret={str(k): v for k, v in ret.items()}, num_sketches=len(samples.names),
-                  epochs_run=len(valid), steps_per_epoch=curves['valid_lil'][0][1],
-                  rolled_back_epochs=len(valid) - sum(epoch_improved(valid)),
+                  validations=len(valid), steps_trained=len(valid) * steps_per_validation,
+                  steps_kept=curves['valid_lil'][best][1],
+                  rolled_back=len(valid) - sum(epoch_improved(valid)),
                   best_valid_nll_per_step=valid[best] / nll_divisor, nll_divisor=nll_divisor,
                   code_knn=metrics.knn_accuracy(samples.codes, samples.category_ids), curves=curves,
                   references=sampling.read_config(sample_dir)['references'])
@@ -224,7 +227,8 @@ def summarise(results, models):
         if not runs:
             continue
         row = {
-            'budget': f"{runs[0]['epochs_run']} epochs x {runs[0]['steps_per_epoch']} steps",
+            'steps trained (validations)': f"{runs[0]['steps_trained']:,} ({runs[0]['validations']})",
+            'steps at scored checkpoint': ', '.join(f"{r['steps_kept']:,}" for r in runs),
             'train min': mean_and_spread([r['train_seconds'] / 60 for r in runs]),
             'Rec': mean_and_spread([r['rec'] for r in runs]),
             **{f'Ret@{k}': mean_and_spread([r['ret'][k] for r in runs]) for k in ('1', '10', '50')},
@@ -234,7 +238,7 @@ def summarise(results, models):
             'alive start -> end (win / alpha)': (
                 f"{runs[0]['gaussians']} -> " + ', '.join(f"{r['alive_win_end']} / {r['alive_alpha_end']}"
                                                          for r in runs) if 'gaussians' in runs[0] else 'n/a'),
-            'rolled back': ', '.join(str(r['rolled_back_epochs']) for r in runs),
+            'rolled back': ', '.join(str(r['rolled_back']) for r in runs),
         }
         rows.append((LABELS[model_type], row))
     return rows
@@ -246,7 +250,8 @@ def markdown_table(rows, seeds, ceiling, num_sketches):
     lines = ['| model | ' + ' | '.join(columns) + ' |', '|' + '---|' * (len(columns) + 1)]
     lines += [f'| {label} | ' + ' | '.join(row[c] for c in columns) + ' |' for label, row in rows]
     k = len(ceiling[1])
-    lines += ['', f'Seeds {", ".join(seeds)}: mean ± half the range; per-seed values where a column lists them. '
+    seeds_text = f'Seeds {", ".join(seeds)}: mean ± half the range' if len(seeds) > 1 else f'Seed {seeds[0]}'
+    lines += ['', f'{seeds_text}; per-seed values where a column lists them. '
               f'{num_sketches} generated sketches per run, one per test sketch. Chance: Rec {1 / k:.3f}, '
               f'Ret@k = k/{num_sketches} ({1 / num_sketches:.3f}, {10 / num_sketches:.3f}, '
               f'{min(50 / num_sketches, 1):.3f}). Rec ceiling (the classifier on the real test images): '
@@ -258,7 +263,7 @@ def markdown_table(rows, seeds, ceiling, num_sketches):
 
 def training_figure(results, models, path):
     """Alive Gaussians (winning a validation code: solid; alpha above 1/(10K): dashed) and validation NLL per step
-    over the epochs run, every model and seed."""
+    at every validation, over the training steps run (rolled-back ones included), every model and seed."""
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100)
     colours = dict(zip(MODELS, plt.get_cmap('tab10').colors))
     for r in results:
@@ -267,16 +272,17 @@ def training_figure(results, models, path):
         curves, colour = r['curves'], colours[r['model_type']]
         label = f"{LABELS[r['model_type']]} seed {r['seed']}"
         style = '-' if r['seed'] == results[0]['seed'] else ':'
-        epochs = np.arange(1, len(curves['valid_lil']) + 1)
-        right.plot(epochs, [v / r['nll_divisor'] for _, _, v in curves['valid_lil']], '.' + style, color=colour,
+        steps = np.arange(r['validations'] + 1) * (r['steps_trained'] // r['validations'])   # 0, then each validation
+        right.plot(steps[1:], [v / r['nll_divisor'] for _, _, v in curves['valid_lil']], '.' + style, color=colour,
                    label=label)
         if 'gaussians' in r:
-            left.plot(np.arange(len(epochs) + 1), [r['gaussians']] + [v for _, _, v in curves['alive_win']],
+            left.plot(steps, [r['gaussians']] + [v for _, _, v in curves['alive_win']],
                       style, color=colour, label=f'{label}: winning')
-            left.plot(np.arange(len(epochs) + 1), [r['gaussians']] + [v for _, _, v in curves['alive_alpha']],
+            left.plot(steps, [r['gaussians']] + [v for _, _, v in curves['alive_alpha']],
                       '--', color=colour, alpha=0.5)
-    left.set(xlabel='epochs run', ylabel='alive Gaussians', title='alive Gaussians (dashed: alpha > 1/(10K))')
-    right.set(xlabel='epochs run', ylabel='NLL per time step', title='validation reconstruction loss')
+    xlabel = 'training steps (rolled-back ones included)'
+    left.set(xlabel=xlabel, ylabel='alive Gaussians', title='alive Gaussians (dashed: alpha > 1/(10K))')
+    right.set(xlabel=xlabel, ylabel='NLL per time step', title='validation reconstruction loss')
     for axes in (left, right):
         axes.legend(fontsize=7)
         axes.grid(alpha=0.3)

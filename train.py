@@ -62,8 +62,9 @@ def main(argv):
     hps, *sets = training.prepare_run(cfg.log_root, cfg.data_dir, cfg.hparams, cfg.resume_training)
     if strategy is not None and hps.bucket_width:
         raise utils.UserError('bucket_width batches vary in length, which --strategy does not support: drop one')
+    seed_note = '' if cfg.resume_training else f', seed {seed}'   # a resumed run prints its stored seed
     print(f"model_type {hps.model_type}, categories {hps.categories}, max_seq_len {hps.max_seq_len}, "
-          f"{len(sets[0].strokes)} training sketches, {sets[0].num_batches} steps/epoch, seed {seed}")
+          f"{len(sets[0].strokes)} training sketches, {sets[0].num_batches} steps/epoch{seed_note}")
     result = training.train_and_evaluate(hps, sets, cfg.log_root, seed=seed, jit_compile=cfg.jit_compile,
                                 log_every=cfg.log_every, max_epochs=cfg.max_epochs, max_strikes=cfg.max_strikes,
                                 checkpoint_minutes=cfg.checkpoint_minutes, resume=cfg.resume_training,

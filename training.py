@@ -262,8 +262,8 @@ def close_epoch(state):
 
 
 def end_of_epoch(net, eval_step, sets, state, checkpoints, writer, train_means, max_strikes=MAX_STRIKES):
-    """Validate; save and test on improvement, else roll back to the best checkpoint and count a strike.
-    Returns the epoch's record (train means, valid and test losses, alive counts, outcome)."""
+    """Validate; save and test on improvement, else count a strike and, with hparam rollback (the original), restore
+    the best checkpoint. Returns the epoch's record (train means, valid and test losses, alive counts, outcome)."""
     _, valid_set, test_set = sets
     step = int(state.step)
     valid, winners = evaluate(eval_step, valid_set, step, int(state.seed))
@@ -290,9 +290,13 @@ def end_of_epoch(net, eval_step, sets, state, checkpoints, writer, train_means, 
         print(f"{line} | test lil {test['lil_loss']:.3f} loss {test['loss']:.3f} | saved", flush=True)
         return dict(step=step, train=train_means, valid=valid, test=test, improved=True, **alive)
     strikes = int(state.strikes) + 1
-    roll_back(checkpoints, state, strikes=strikes, epochs_run=int(state.epochs_run))
     limit = f'/{max_strikes}' if max_strikes else ''
-    print(f'{line} | no improvement: restored step {int(state.step)}, strike {strikes}{limit}', flush=True)
+    if net.hps.rollback:
+        roll_back(checkpoints, state, strikes=strikes, epochs_run=int(state.epochs_run))
+        print(f'{line} | no improvement: restored step {int(state.step)}, strike {strikes}{limit}', flush=True)
+    else:
+        state.strikes.assign(strikes)
+        print(f'{line} | no improvement: kept training (rollback=false), strike {strikes}{limit}', flush=True)
     return dict(step=step, train=train_means, valid=valid, test=None, improved=False, **alive)
 
 
@@ -327,7 +331,8 @@ def train_and_evaluate(hps, sets, log_root, seed=0, jit_compile=False, log_every
         if path is None:
             raise utils.UserError(f'--resume_training: no checkpoint in {log_root}')
         checkpoints.restore(path)
-        print(f'resumed {path}: step {int(state.step)}, epoch {int(state.epoch)}, strikes {int(state.strikes)}')
+        print(f'resumed {path}: step {int(state.step)}, epoch {int(state.epoch)}, strikes {int(state.strikes)}, '
+              f'seed {int(state.seed)}')
     writer = tf.summary.create_file_writer(log_root) if chief else tf.summary.create_noop_writer()
     with writer.as_default(step=0):
         tf.summary.scalar('Num_Trainable_Params', sum(int(np.prod(v.shape)) for v in net.trainable_variables))
@@ -342,13 +347,17 @@ def train_and_evaluate(hps, sets, log_root, seed=0, jit_compile=False, log_every
                and int(state.step) < hps.num_steps):
             try:
                 means = run_epoch(train_step, sets[0], state, hps, writer, log_every, checkpoints, checkpoint_minutes)
-                # validate after every save_every-th epoch (and when num_steps ends the run)
-                if (int(state.epochs_run) + 1) % hps.save_every and int(state.step) < hps.num_steps:
+                # validate after every save_every-th epoch and when num_steps or max_epochs ends the run
+                last_epoch = int(state.step) >= hps.num_steps or int(state.epochs_run) + 1 >= max_epochs
+                if (int(state.epochs_run) + 1) % hps.save_every and not last_epoch:
                     close_epoch(state)
                     continue
                 history.append(end_of_epoch(net, eval_step, sets, state, checkpoints, writer, means, max_strikes))
+                if last_epoch:
+                    break   # spent, even when a rollback has rewound the step counter below num_steps
             except NumericalFault as fault:
                 roll_back_after_faults(checkpoints, state, fault)
+        checkpoints.save_last()   # where the run stopped: --resume_training with a larger budget continues from here
     except KeyboardInterrupt:
         path = checkpoints.save_last()
         print(f'\ninterrupted: saved {path} at step {int(state.step)}; continue with --resume_training', flush=True)

@@ -40,6 +40,30 @@ def stroke5_batch(lengths, max_len, seed=0):
     return dataset.to_stroke5(seqs, max_len)
 
 
+KL_TERMS = {'rpcl': (1.0, 'alpha_loss'), 'ia': (model_ia.KL_SCALE, 'alpha_loss'),
+            'rpclh': (model_rpclh.KL_SCALE, 'ij_loss')}   # model_type: (scale, first KL term) of its loss
+
+
+@pytest.mark.parametrize('model_type', sorted(KL_TERMS))
+def test_kl_ceiling_weights_the_kl_terms(model_type):
+    """kl_weight_max scales the KL weight of the latent-mixture models: with the same weights and data, the loss moves
+    by exactly the change of weight times the KL terms and nothing else moves (docs/training.md#kl-ceiling)."""
+    step = tf.constant(5000, tf.int64)
+    strokes = stroke5_batch([4, 9, 6, 2, 7, 3, 5, 8], 10)
+    images = tf.random.stateless_uniform([8, 48, 48], [0, 1], -1.0, 1.0)
+    outs = []
+    for ceiling in (1.0, 0.25):
+        tf.random.set_seed(0)
+        net = family.build_model(hparams(model_type=model_type, kl_weight_max=ceiling, max_seq_len=10))
+        outs.append({k: v.numpy() for k, v in net.losses(strokes, images, step, training=False)[0].items()})
+    full, low = outs
+    scale, first = KL_TERMS[model_type]
+    assert low['kl_weight'] == pytest.approx(0.25 * full['kl_weight'], rel=1e-6)
+    assert low['lil_loss'] == full['lil_loss'] and low[first] == full[first]
+    kl = scale * (full[first] + full['gaussian_loss'])
+    assert full['loss'] - low['loss'] == pytest.approx((full['kl_weight'] - low['kl_weight']) * kl, rel=1e-3)
+
+
 # ------------------------------------------------------------------------------------------------ H: NumPy reference
 
 def np_density(y, m, v):
@@ -200,9 +224,11 @@ def test_ij_loss_matches_numpy(h_case):
 def test_h_loss_schedule(step):
     """0.1 kl_w(s) (ij + gauss) + de_loss on steps s < 1000 with s % 4 != 0, else + lil_loss."""
     ij, gauss, lil, de = 0.3, 2.0, 50.0, 700.0
-    got = model_rpclh.total_loss(tf.constant(step, tf.int64), ij, gauss, lil, de).numpy()
+    step = tf.constant(step, tf.int64)
+    got = model_rpclh.total_loss(step, model.kl_weight(step), ij, gauss, lil, de).numpy()
     reconstruction = de if step < 1000 and step % 4 != 0 else lil
-    np.testing.assert_allclose(got, 0.1 * (1 - 0.999 * 0.9999 ** step) * (ij + gauss) + reconstruction, rtol=1e-6)
+    np.testing.assert_allclose(got, 0.1 * (1 - 0.999 * 0.9999 ** int(step)) * (ij + gauss) + reconstruction,
+                               rtol=1e-6)
 
 
 @pytest.mark.parametrize('step,rpcl', [(0, False), (99, False), (100, False), (101, False), (102, True),

@@ -210,6 +210,15 @@ def test_schedules():
     assert model.kl_weight(tf.constant(0)).numpy() == pytest.approx(0.001, rel=1e-4)
 
 
+@pytest.mark.parametrize('step', [0, 7, 14175, 60000])
+def test_kl_ceiling_scales_the_warm_up(step):
+    """kl_weight_max = 1 is the original's schedule bit for bit; another value scales the whole warm-up."""
+    s = tf.constant(step, tf.int64)
+    assert model.kl_weight(s, 1.0).numpy() == model.kl_weight(s).numpy()
+    want = np.float32(0.25 * (1.0 - 0.999 * 0.9999 ** step))
+    assert model.kl_weight(s, 0.25).numpy() == pytest.approx(want, rel=1e-7)
+
+
 def test_adam_matches_tf1_formula():
     var = tf.Variable([1.0, -2.0, 0.5])
     opt = model.Adam([var])

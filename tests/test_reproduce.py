@@ -59,13 +59,14 @@ class Flags:
     def __init__(self, **values):
         self.tiny, self.categories, self.models = True, None, list(study.MODELS)
         self.seeds = self.epochs = None
+        self.classifier_dir = ''
         self.__dict__.update(values)
 
 
 def test_study_settings_of_the_study_and_tiny_mode():
     categories, seeds, epochs, classifier_epochs, hparams = reproduce.study_settings(Flags(tiny=False))
-    assert categories == ['bee', 'bus', 'car', 'cat', 'flower'] and seeds == [1, 2] and epochs == 30
-    assert hparams.startswith('categories=[bee,bus,car,cat,flower], ')
+    assert categories == ['alarm clock', 'face', 'radio'] and seeds == [1, 2] and epochs == 20
+    assert hparams.startswith('categories=[alarm clock,face,radio], ') and 'save_every=5' in hparams
     assert reproduce.study_settings(Flags(epochs=3, seeds=['7']))[1:3] == ([7], 3)
 
 
@@ -107,6 +108,15 @@ def test_a_failing_program_names_itself_and_its_last_line(tmp_path):
     assert 'python3 train.py' in (tmp_path / 'commands.sh').read_text()
 
 
+def test_a_classifier_of_other_categories_is_one_clear_error(tmp_path, repo_dir):
+    done = subprocess.run([sys.executable, 'reproduce.py', f'--output_dir={tmp_path}', '--tiny',
+                           '--classifier_dir=pretrained/classifier-quickdraw3'], cwd=repo_dir, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 1 and 'Traceback' not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == ('error: --classifier_dir pretrained/classifier-quickdraw3 knows '
+                                                    "alarm clock, face, radio, not the study's bee, bus")
+
+
 def tiny_flags(out):
     return [f'--output_dir={out}', f"--docs_dir={out / 'docs'}", '--tiny']
 
@@ -131,7 +141,8 @@ def test_tiny_study_scores_every_model(tiny_study):
         assert 0 <= r['rec'] <= 1 and set(r['rec_by_category']) == {'bee', 'bus'}
         ret = [r['ret'][k] for k in ('1', '10', '50')]
         assert 0 <= ret[0] <= ret[1] <= ret[2] == 1.0      # 50 > 48: every own code is among the 50 nearest
-        assert r['epochs_run'] == 1 and r['steps_per_epoch'] == 2 and np.isfinite(r['best_valid_nll_per_step'])
+        assert r['validations'] == 1 and r['steps_trained'] == r['steps_kept'] == 2
+        assert np.isfinite(r['best_valid_nll_per_step'])
         assert os.path.isfile(os.path.join(r['run_dir'], 'tsne', 'result.jpg'))
         if model_type == 'sketch_rnn':
             assert 'gaussians' not in r

@@ -1,6 +1,7 @@
 """train.py on bundled real data with a tiny config: losses fall, resume is exact, rollback counts strikes, CLI
 errors."""
 import os
+import re
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ import tensorflow as tf
 import family
 import hyperparams
 import training
+import utils
 
 HPARAMS = ('categories=[bee,bus], dec_rnn_size=32, dec_model=lstm, z_size=16, batch_size=32, num_mixture=2, '
            'num_sub=2, num_per_category=96')
@@ -84,12 +86,53 @@ def test_non_improving_epoch_rolls_back_and_strikes(tmp_path, png_data_dir, monk
         np.testing.assert_array_equal(value, best[key], err_msg=key)
 
 
+def test_without_rollback_a_non_improving_epoch_keeps_training(tmp_path, png_data_dir, monkeypatch):
+    """rollback=false: strikes count, the step counter and the weights go on, and only the improving epoch saved."""
+    hps, *sets = training.prepare_run(str(tmp_path), png_data_dir, HPARAMS + ', rollback=false', resume=False)
+    script_validation(monkeypatch, sets[1], [10.0, 20.0, 30.0])    # epoch 1 improves, epochs 2 and 3 do not
+    result = training.train_and_evaluate(hps, sets, str(tmp_path), seed=3, max_epochs=3)
+    spe = sets[0].num_batches
+    assert [r['improved'] for r in result['history']] == [True, False, False]
+    assert result['strikes'] == 2 and result['step'] == 3 * spe
+    assert os.path.basename(tf.train.latest_checkpoint(str(tmp_path))) == 'vector-1'
+    best, _ = family.restore_model(str(tmp_path))
+    assert any(not np.array_equal(mine.numpy(), saved.numpy())
+               for mine, saved in zip(result['model'].trainable_variables, best.trainable_variables))
+
+
+def test_a_resumed_run_reports_and_keeps_its_stored_seed(tmp_path, png_data_dir, capsys):
+    hps, *sets = training.prepare_run(str(tmp_path), png_data_dir, HPARAMS, resume=False)
+    training.train_and_evaluate(hps, sets, str(tmp_path), seed=3, max_epochs=1)
+    capsys.readouterr()
+    training.train_and_evaluate(hps, sets, str(tmp_path), seed=99, max_epochs=1, resume=True)
+    assert re.search(r'resumed \S+: step \d+, epoch \d+, strikes \d+, seed 3\n', capsys.readouterr().out)
+
+
 @pytest.mark.parametrize('max_strikes, epochs_run', [(2, 3), (0, 5)])
 def test_max_strikes_stops_early_or_never(tmp_path, png_data_dir, monkeypatch, max_strikes, epochs_run):
     hps, *sets = training.prepare_run(str(tmp_path), png_data_dir, HPARAMS, resume=False)
     script_validation(monkeypatch, sets[1], [10.0, 20.0, 30.0, 40.0, 50.0])   # only epoch 1 improves
     result = training.train_and_evaluate(hps, sets, str(tmp_path), seed=3, max_epochs=5, max_strikes=max_strikes)
     assert len(result['history']) == epochs_run and result['strikes'] == epochs_run - 1
+
+
+def test_the_last_epoch_is_validated_even_between_save_every_epochs(tmp_path, png_data_dir):
+    """save_every=2 with max_epochs=3: validations after epochs 2 and 3, so the run's final steps are scored."""
+    hps, *sets = training.prepare_run(str(tmp_path), png_data_dir, HPARAMS + ', save_every=2', resume=False)
+    result = training.train_and_evaluate(hps, sets, str(tmp_path), seed=3, max_epochs=3, max_strikes=0)
+    steps = [entry['step'] for entry in result['history']]
+    assert len(steps) == 2 and steps[1] - steps[0] in (0, steps[0] // 2)   # one more epoch (kept, or rolled back)
+
+
+def test_num_steps_ends_the_run_even_when_its_last_epoch_rolls_back(tmp_path, png_data_dir, monkeypatch):
+    """The validation at num_steps rolls back (step counter below num_steps again); the run still ends there."""
+    hps, *sets = training.prepare_run(str(tmp_path), png_data_dir, HPARAMS, resume=False)
+    hps = hps.replace(num_steps=2 * sets[0].num_batches)
+    script_validation(monkeypatch, sets[1], [10.0, 20.0, 30.0, 40.0])   # epoch 2 does not improve
+    result = training.train_and_evaluate(hps, sets, str(tmp_path), seed=3, max_epochs=4, max_strikes=0)
+    spe = sets[0].num_batches
+    assert [entry['step'] for entry in result['history']] == [spe, 2 * spe]   # the steps each validation scored
+    assert result['step'] == spe and result['strikes'] == 1                   # rolled back, and stopped
 
 
 @pytest.mark.parametrize('args,message', [
@@ -130,6 +173,28 @@ def test_bad_flag_values_are_absl_errors_not_tracebacks(tmp_path, repo_dir, flag
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr, proc.stderr
     assert 'FATAL Flags parsing error' in proc.stderr, proc.stderr
+
+
+def test_a_finished_run_saves_where_it_stopped_and_packs_it(trained_model_dir, tmp_path, repo_dir):
+    """A run that ends (here: max_epochs) leaves last/ at its final step, so --resume_training with a larger budget
+    continues from there; pack_model.py --checkpoint=last packs those weights, --checkpoint=best the best epoch's."""
+    last = tf.train.latest_checkpoint(os.path.join(trained_model_dir, 'last'))
+    assert last is not None
+    assert tf.train.load_variable(last, 'state/step/.ATTRIBUTES/VARIABLE_VALUE') > 0
+    proc = subprocess.run([sys.executable, os.path.join(repo_dir, 'pack_model.py'), f'--model_dir={trained_model_dir}',
+                           f'--output_dir={tmp_path / "now"}', '--checkpoint=last'],
+                          capture_output=True, text=True, cwd=repo_dir, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    packed, _ = family.restore_model(str(tmp_path / 'now'))
+    stopped, _ = family.restore_model(trained_model_dir, 'last')
+    assert len(packed.variables) == len(stopped.variables) > 0
+    for mine, theirs in zip(stopped.variables, packed.variables):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy(), err_msg=mine.name)
+    assert tf.train.latest_checkpoint(str(tmp_path / 'now')).endswith('vector-' + last.rsplit('-', 1)[1])
+    empty = tmp_path / 'no_last'
+    empty.mkdir()
+    with pytest.raises(utils.UserError, match='no last/ checkpoint'):
+        family.checkpoint_path(str(empty), 'last')
 
 
 def test_packed_model_holds_the_weights_without_adam_and_restores_equal(trained_model_dir, tmp_path, repo_dir):
