@@ -4,7 +4,7 @@ fault handling, TensorBoard scalars and the progress bar.
 """
 import os
 import signal
-import time
+from time import monotonic
 
 import numpy as np
 import tensorflow as tf
@@ -59,6 +59,7 @@ class Checkpoints:
     def __init__(self, log_root, net, state):
         self.net = net
         self.state = state
+        self.saved_at = monotonic()   # of the newest save of either kind: what --checkpoint_minutes counts from
         self.ckpt = tf.train.Checkpoint(model=net, state=state)
         self.best = tf.train.CheckpointManager(self.ckpt, log_root, max_to_keep=10, checkpoint_name='vector')
         self.last = tf.train.CheckpointManager(self.ckpt, os.path.join(log_root, 'last'), max_to_keep=1,
@@ -67,12 +68,21 @@ class Checkpoints:
     def save_best(self):
         self.check_finite()
         self.state.serial.assign_add(1)
+        self.saved_at = monotonic()
         return self.best.save(checkpoint_number=int(self.state.epoch))
 
     def save_last(self):
         self.check_finite()
         self.state.serial.assign_add(1)
+        self.saved_at = monotonic()
         return self.last.save()
+
+    def save_last_if_due(self, minutes):
+        """Save last/ when `minutes` (> 0) have passed since the newest save, across epochs and validations; returns
+        the saved path or None."""
+        if minutes > 0 and monotonic() - self.saved_at > 60 * minutes:
+            return self.save_last()
+        return None
 
     def check_finite(self):
         """NumericalFault naming the first model variable holding NaN or inf: such a state is never saved."""
@@ -174,7 +184,7 @@ def run_epoch(train_step, train_set, state, hps, writer, log_every, checkpoints,
     only on (seed, epochs_run, step), so a resumed epoch replays what the uninterrupted one would have done."""
     rng = np.random.default_rng([int(state.seed), int(state.epochs_run)])
     start = int(state.batch_in_epoch)
-    means, count, skipped, last_save = {}, 0, 0, time.time()
+    means, count, skipped = {}, 0, 0
     bar = tqdm.tqdm(total=train_set.num_batches, initial=start, desc=f'pass {int(state.epochs_run) + 1}',
                     unit='step', dynamic_ncols=True, leave=False)
     for index, batch in enumerate(train_set.epoch(rng)):
@@ -200,9 +210,7 @@ def run_epoch(train_step, train_set, state, hps, writer, log_every, checkpoints,
         if step % log_every == 0:
             write_scalars(writer, 'Train_', values, step)
             bar.set_postfix(loss=f"{values['loss']:.2f}", lil=f"{values['lil_loss']:.2f}")
-        if checkpoint_minutes > 0 and time.time() - last_save > 60 * checkpoint_minutes:
-            checkpoints.save_last()
-            last_save = time.time()
+        checkpoints.save_last_if_due(checkpoint_minutes)
         bar.update(1)
     bar.close()
     return means

@@ -33,7 +33,7 @@ def test_the_shipped_classifier_recognises_real_test_sketches(quickdraw3_dir):
     assert list(per_category) == list(CATEGORIES) and accuracy > 0.9
 
 
-@pytest.mark.parametrize('name', ['rpcl-quickdraw3', 'sketch_rnn-quickdraw3'])
+@pytest.mark.parametrize('name', ['rpcl-quickdraw3', 'rpcl512-quickdraw3', 'sketch_rnn-quickdraw3'])
 def test_a_shipped_model_draws_sketches_the_classifier_recognises(quickdraw3_dir, tmp_path, name):
     """10 conditional samples per category (temperature 0.24, seed 1): the shipped classifier recognises well above
     chance (1/3) what the shipped model draws, and a latent mixture has alive Gaussians."""

@@ -371,6 +371,32 @@ def test_a_non_finite_variable_is_never_saved(tmp_path, png_data_dir):
     assert tf.train.latest_checkpoint(str(tmp_path / 'last')) is None
 
 
+def test_checkpoint_minutes_counts_across_epochs(tmp_path, png_data_dir, monkeypatch):
+    """Epochs shorter than --checkpoint_minutes still get their periodic last/ saves: the interval runs from the
+    newest save, not from the start of each epoch. A fake clock moves 10 s per reading, one reading per step; the
+    first validation, which saves vector-1, comes after the 4th epoch."""
+    hps, *sets = training.prepare_run(str(tmp_path), png_data_dir, TINY_HPARAMS, resume=False)
+    hps = hps.replace(save_every=4)
+    per_epoch = sets[0].num_batches
+    readings = iter(range(0, 10 ** 6, 10))
+    monkeypatch.setattr(training, 'monotonic', lambda: next(readings))
+    periodic = []
+    save_last_if_due = training.Checkpoints.save_last_if_due
+
+    def spy(self, minutes):
+        path = save_last_if_due(self, minutes)
+        if path:
+            periodic.append(int(self.state.step))
+        return path
+
+    monkeypatch.setattr(training.Checkpoints, 'save_last_if_due', spy)
+    minutes = (per_epoch + 2) * 10 / 60   # longer than an epoch of readings
+    tf.random.set_seed(0)
+    training.train_and_evaluate(hps, sets, str(tmp_path), seed=3, max_epochs=4, checkpoint_minutes=minutes)
+    assert len(periodic) >= 2, periodic
+    assert any(step % per_epoch for step in periodic), periodic   # mid-epoch saves, not only at epoch ends
+
+
 # ------------------------------------------------------------------------------------------------ kill -9
 
 KILL_HPARAMS = ('categories=[bee,bus], dec_rnn_size=16, dec_model=lstm, z_size=8, batch_size=16, num_mixture=2, '
