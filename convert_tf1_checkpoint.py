@@ -10,7 +10,7 @@ retrieval.py, visualization.py and train.py --resume_training. The variable map:
 """
 import utils
 
-utils.quiet_tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
+utils.tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
 
 from absl import app, flags, logging  # noqa: E402
 

@@ -66,6 +66,16 @@ class InstanceNorm(tf.Module):
         return self.gamma * (x - mean) * tf.math.rsqrt(var + 1e-6) + self.beta
 
 
+def dilated_conv2d(x, kernel, rate):
+    """'SAME' 3x3 conv with dilation `rate`, stride 1 (docs/speed.md#dilated-convolutions). With a GPU visible, the
+    native dilated kernel (cuDNN has it forward and backward); otherwise the space-to-batch form of the atrous
+    convolution (tf.nn.convolution: pad, space_to_batch by rate, plain conv, batch_to_space), the same sum, since a
+    CPU build without oneDNN has no gradient kernel for a dilated Conv2D."""
+    if tf.config.list_logical_devices('GPU'):
+        return tf.nn.conv2d(x, kernel, strides=1, padding='SAME', dilations=rate)
+    return tf.nn.convolution(x, kernel, padding='SAME', dilations=rate)
+
+
 class Conv(tf.Module):
     """Bias-free 3x3 conv ('SAME', given stride or dilation) followed by instance norm."""
 
@@ -77,7 +87,10 @@ class Conv(tf.Module):
         self.stride, self.dilation = stride, dilation
 
     def __call__(self, x):
-        y = tf.nn.conv2d(x, self.kernel, strides=self.stride, padding='SAME', dilations=self.dilation)
+        if self.dilation == 1:
+            y = tf.nn.conv2d(x, self.kernel, strides=self.stride, padding='SAME')
+        else:
+            y = dilated_conv2d(x, self.kernel, self.dilation)
         return self.norm(y)
 
 

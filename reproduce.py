@@ -24,7 +24,7 @@ import os
 import hyperparams
 import utils
 
-utils.quiet_tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
+utils.tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
 
 import time  # noqa: E402
 

@@ -22,7 +22,7 @@ import os
 
 import utils
 
-utils.quiet_tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
+utils.tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
 
 
 from absl import app, flags  # noqa: E402

@@ -10,7 +10,7 @@ last save.
 
 import utils
 
-utils.quiet_tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
+utils.tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
 
 import sys  # noqa: E402
 

@@ -21,7 +21,7 @@ sys.path.insert(0, REPO)
 
 import utils  # noqa: E402
 
-utils.quiet_tensorflow_startup()   # before TensorFlow is imported
+utils.tensorflow_startup()   # before TensorFlow is imported
 
 from absl import app, flags  # noqa: E402
 

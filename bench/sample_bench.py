@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 
 import utils  # noqa: E402
 
-utils.quiet_tensorflow_startup()   # before TensorFlow is imported
+utils.tensorflow_startup()   # before TensorFlow is imported
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

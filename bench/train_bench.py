@@ -12,6 +12,7 @@ docs/speed.md (where the table is). Modes: eager; function (tf.function graphs: 
   python3 bench/train_bench.py                       # the whole table (long: the 2048-unit model is slow on a CPU)
   python3 bench/train_bench.py --configs=skrnn-lstm --modes=function,autojit
 """
+import itertools
 import json
 import os
 import resource
@@ -25,7 +26,7 @@ sys.path.insert(0, REPO)
 
 import utils  # noqa: E402
 
-utils.quiet_tensorflow_startup()   # before TensorFlow is imported
+utils.tensorflow_startup()   # before TensorFlow is imported
 
 from absl import app, flags  # noqa: E402
 
@@ -40,11 +41,17 @@ CONFIGS = {
     'rpcl-hyper512': ('model_type=rpcl, dec_model=hyper, dec_rnn_size=512, batch_size=128', 5.9),
     'rpcl-default': ('model_type=rpcl, dec_model=hyper, dec_rnn_size=2048, batch_size=128', None),
     'rpcl-demo': ('model_type=rpcl, dec_model=hyper, dec_rnn_size=256, z_size=64, batch_size=64, num_mixture=3', None),
+    'rpcl-lstm512': ('model_type=rpcl, dec_model=lstm, dec_rnn_size=512, z_size=64, batch_size=64, num_mixture=3, '
+                     'num_sub=2', None),
+    'rpclh-lstm512': ('model_type=rpclh, dec_model=lstm, dec_rnn_size=512, z_size=64, batch_size=64, num_mixture=3, '
+                      'num_sub=2', None),
 }
+ONEDNN = {'default': None, 'on': '1', 'off': '0'}   # --onednn: TF_ENABLE_ONEDNN_OPTS of the worker (default: unset)
 MODES = ('eager', 'function', 'autojit', 'xla')
 
 flags.DEFINE_list('configs', list(CONFIGS), f'Configurations to time: {", ".join(CONFIGS)}.')
 flags.DEFINE_list('modes', list(MODES), f'Execution modes: {", ".join(MODES)}.')
+flags.DEFINE_list('onednn', ['default'], f'oneDNN settings to time, alternating per config: {", ".join(ONEDNN)}.')
 flags.DEFINE_integer('max_seq_len', 250, 'T: every batch is padded to this many steps (sketch-rnn: 250).')
 flags.DEFINE_integer('steps', 3, 'Timed steps per run (after two warm-up steps; eager runs one of each).')
 flags.DEFINE_string('worker', None, 'Internal: time one config:mode in this process and print JSON.')
@@ -100,11 +107,14 @@ def time_one(config, mode, max_seq_len, steps):
                 peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def run_worker(config, mode):
+def run_worker(config, mode, onednn):
     """Time config:mode in a fresh process, so peak memory and compilation caches are its own."""
     cmd = [sys.executable, os.path.abspath(__file__), f'--worker={config}:{mode}',
            f'--max_seq_len={FLAGS.max_seq_len}', f'--steps={FLAGS.steps}']
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    env = {k: v for k, v in os.environ.items() if k != 'TF_ENABLE_ONEDNN_OPTS'}
+    if ONEDNN[onednn] is not None:
+        env['TF_ENABLE_ONEDNN_OPTS'] = ONEDNN[onednn]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith('{')]
     if proc.returncode != 0 or not lines:
         return dict(error=(proc.stderr.strip().splitlines() or ['failed'])[-1])
@@ -117,22 +127,23 @@ def main(argv):
         config, mode = FLAGS.worker.split(':')
         print(json.dumps(time_one(config, mode, FLAGS.max_seq_len, FLAGS.steps)))
         return
-    unknown = [c for c in FLAGS.configs if c not in CONFIGS] + [m for m in FLAGS.modes if m not in MODES]
+    unknown = ([c for c in FLAGS.configs if c not in CONFIGS] + [m for m in FLAGS.modes if m not in MODES]
+               + [o for o in FLAGS.onednn if o not in ONEDNN])
     if unknown:
         sys.exit(f'error: unknown configs or modes: {", ".join(unknown)}')
     print(f'T = {FLAGS.max_seq_len}, median of {FLAGS.steps} steps after warm-up, {os.cpu_count()} cores, '
           f'load average {os.getloadavg()[0]:.1f}')
-    print(f'{"config":<17} {"mode":<9} {"s/step":>8} {"sketches/s":>11} {"peak MiB":>9} {"TF1 s/step":>11} '
+    print(f'{"config":<17} {"mode":<9} {"oneDNN":<7} {"s/step":>8} {"sketches/s":>11} {"peak MiB":>9} {"TF1 s/step":>11} '
           f'{"speed-up":>9} {"1st steps s":>12}')
     for config in FLAGS.configs:
         anchor = CONFIGS[config][1]
-        for mode in FLAGS.modes:
-            r = run_worker(config, mode)
+        for mode, onednn in itertools.product(FLAGS.modes, FLAGS.onednn):
+            r = run_worker(config, mode, onednn)
             if 'error' in r:
-                print(f'{config:<17} {mode:<9} failed: {r["error"]}')
+                print(f'{config:<17} {mode:<9} {onednn:<7} failed: {r["error"]}')
                 continue
             ratio = f'{anchor / r["seconds"]:.2f}x' if anchor else '-'
-            print(f'{config:<17} {mode:<9} {r["seconds"]:>8.2f} {r["batch"] / r["seconds"]:>11.1f} '
+            print(f'{config:<17} {mode:<9} {onednn:<7} {r["seconds"]:>8.2f} {r["batch"] / r["seconds"]:>11.1f} '
                   f'{r["peak_mib"]:>9.0f} {anchor or "-":>11} {ratio:>9} {r["warmup_seconds"]:>12.1f}', flush=True)
 
 
