@@ -133,8 +133,8 @@ def main(argv):
         sys.exit(f'error: unknown configs or modes: {", ".join(unknown)}')
     print(f'T = {FLAGS.max_seq_len}, median of {FLAGS.steps} steps after warm-up, {os.cpu_count()} cores, '
           f'load average {os.getloadavg()[0]:.1f}')
-    print(f'{"config":<17} {"mode":<9} {"oneDNN":<7} {"s/step":>8} {"sketches/s":>11} {"peak MiB":>9} {"TF1 s/step":>11} '
-          f'{"speed-up":>9} {"1st steps s":>12}')
+    print(f'{"config":<17} {"mode":<9} {"oneDNN":<7} {"s/step":>8} {"sketches/s":>11} {"peak MiB":>9} '
+          f'{"TF1 s/step":>11} {"speed-up":>9} {"1st steps s":>12}')
     for config in FLAGS.configs:
         anchor = CONFIGS[config][1]
         for mode, onednn in itertools.product(FLAGS.modes, FLAGS.onednn):
