@@ -39,7 +39,7 @@ def tensorflow_startup():
     """Set TensorFlow's start-up switches: call it before TensorFlow is imported, which reads them as it starts
     (values already in the environment win, docs/install.md#start-up-switches).
     - TF_ENABLE_ONEDNN_OPTS=1: oneDNN's CPU kernels, which TensorFlow turns on by itself only on some x86 CPUs;
-      they make a training step 20-25 % faster on an AVX2 CPU where they are off by default (docs/speed.md).
+      they make training faster where TensorFlow leaves them off (docs/speed.md#this-machine-amd-epyc-2026-12-07).
     - TF_CPP_MIN_LOG_LEVEL=2 drops TensorFlow's C++ INFO and WARNING lines and keeps its errors.
     - TF_ENABLED_DEVICE_TYPES=CPU where the CUDA driver is missing: no GPU can be used there, and TensorFlow's GPU
       probe would only log 'failed call to cuInit' as an error.

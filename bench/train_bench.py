@@ -1,13 +1,14 @@
 """How fast is one training step, and which execution mode should be the default?
 
-For each configuration and mode a fresh process builds the model, feeds batches of real bundled sketches padded to
-T steps (random images for the image encoders: the arithmetic does not depend on the values), runs warm-up steps,
-then times --steps training steps. Prints the median seconds per step, training sketches/s, the peak resident
-memory of the process, and the ratio against the original TF1 code's seconds per step measured on the 2-core CPU of
-docs/speed.md (where the table is). Modes: eager; function (tf.function graphs: train.py's default); autojit
-(tf.function with XLA auto-clustering of the element-wise ops, matmuls left to TensorFlow's kernels: train.py
---autojit); xla (the whole step compiled: train.py --jit_compile). Every mode runs with train.py's allocator
-(utils.configure_runtime).
+For each configuration, mode and oneDNN setting (--onednn: TF_ENABLE_ONEDNN_OPTS of the worker) a fresh process
+builds the model, feeds batches of real bundled sketches padded to T steps (random images for the image encoders: the
+arithmetic does not depend on the values), runs warm-up steps, then times --steps training steps. Prints the median
+seconds per step, training sketches/s, the peak resident memory of the process, and the ratio against the original
+TF1 code's seconds per step where the table has it: a fixed figure measured on the Intel Xeon of docs/speed.md's
+earlier tables, so the ratio holds only on that CPU. Modes: eager; function (tf.function graphs: train.py's
+default); autojit (tf.function with XLA auto-clustering of the element-wise ops, matmuls left to TensorFlow's
+kernels: train.py --autojit); xla (the whole step compiled: train.py --jit_compile). Every mode runs with train.py's
+allocator (utils.configure_runtime).
 
   python3 bench/train_bench.py                       # the whole table (long: the 2048-unit model is slow on a CPU)
   python3 bench/train_bench.py --configs=skrnn-lstm --modes=function,autojit
@@ -16,10 +17,8 @@ import itertools
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
-import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -46,32 +45,17 @@ CONFIGS = {
     'rpclh-lstm512': ('model_type=rpclh, dec_model=lstm, dec_rnn_size=512, z_size=64, batch_size=64, num_mixture=3, '
                       'num_sub=2', None),
 }
-ONEDNN = {'default': None, 'on': '1', 'off': '0'}   # --onednn: TF_ENABLE_ONEDNN_OPTS of the worker (default: unset)
+# --onednn: TF_ENABLE_ONEDNN_OPTS of the worker; 'inherit' keeps this environment's (the programs' default: on)
+ONEDNN = {'inherit': None, 'on': '1', 'off': '0'}
 MODES = ('eager', 'function', 'autojit', 'xla')
 
 flags.DEFINE_list('configs', list(CONFIGS), f'Configurations to time: {", ".join(CONFIGS)}.')
 flags.DEFINE_list('modes', list(MODES), f'Execution modes: {", ".join(MODES)}.')
-flags.DEFINE_list('onednn', ['default'], f'oneDNN settings to time, alternating per config: {", ".join(ONEDNN)}.')
+flags.DEFINE_list('onednn', ['inherit'], f'oneDNN settings to time, alternating per config: {", ".join(ONEDNN)}.')
 flags.DEFINE_integer('max_seq_len', 250, 'T: every batch is padded to this many steps (sketch-rnn: 250).')
 flags.DEFINE_integer('steps', 3, 'Timed steps per run (after two warm-up steps; eager runs one of each).')
 flags.DEFINE_string('worker', None, 'Internal: time one config:mode in this process and print JSON.')
 FLAGS = flags.FLAGS
-
-
-def real_batch(hps, max_seq_len):
-    """Real bundled sketches (normalised as training does) padded to [B, T+1, 5], and random images."""
-    import numpy as np
-
-    import dataset
-    sketches = []
-    for c in ('bee', 'bus', 'car', 'cat', 'flower'):
-        sketches += dataset.load_strokes_npz(dataset.category_npz_path(os.path.join(REPO, 'data'), c))['train']
-    sketches = [np.clip(s, -1000, 1000).astype(np.float32) for s in sketches[:hps.batch_size]]
-    factor = dataset.scale_factor(sketches)
-    for s in sketches:
-        s[:, :2] /= factor
-    images = np.random.default_rng(0).uniform(-1, 1, (hps.batch_size, hps.png_width, hps.png_width))
-    return dataset.to_stroke5(sketches, max_seq_len), images.astype(np.float32)
 
 
 def time_one(config, mode, max_seq_len, steps):
@@ -79,6 +63,7 @@ def time_one(config, mode, max_seq_len, steps):
     import hyperparams
     import utils
     utils.configure_runtime(autojit=mode == 'autojit')   # before TensorFlow is imported
+    import benchlib
     import tensorflow as tf
 
     import family
@@ -86,24 +71,15 @@ def time_one(config, mode, max_seq_len, steps):
     tf.random.set_seed(0)
     hps = hyperparams.get_default_hparams().parse(CONFIGS[config][0]).replace(max_seq_len=max_seq_len)
     net = family.build_model(hps)
-    strokes, images = real_batch(hps, max_seq_len)
+    strokes, images = benchlib.real_batch(hps, max_seq_len)
     if mode == 'eager':
         step_fn, warmup, steps = net.train_step, 1, 1
     else:
         step_fn, _ = model.compile_steps(net, hps.batch_size, max_seq_len, hps.png_width,
                                          jit_compile=mode == 'xla')
         warmup = 2
-    args = [tf.constant(strokes), tf.constant(images)]
-    start = time.perf_counter()
-    for s in range(warmup):
-        float(step_fn(*args, tf.constant(s, tf.int64), tf.constant([0, s], tf.int64))['loss'])
-    first = time.perf_counter() - start
-    times = []
-    for s in range(steps):
-        start = time.perf_counter()
-        float(step_fn(*args, tf.constant(warmup + s, tf.int64), tf.constant([0, warmup + s], tf.int64))['loss'])
-        times.append(time.perf_counter() - start)
-    return dict(seconds=statistics.median(times), warmup_seconds=first, batch=hps.batch_size,
+    first, seconds = benchlib.time_steps(step_fn, [tf.constant(strokes), tf.constant(images)], warmup, steps)
+    return dict(seconds=seconds, warmup_seconds=first, batch=hps.batch_size,
                 peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
@@ -111,7 +87,7 @@ def run_worker(config, mode, onednn):
     """Time config:mode in a fresh process, so peak memory and compilation caches are its own."""
     cmd = [sys.executable, os.path.abspath(__file__), f'--worker={config}:{mode}',
            f'--max_seq_len={FLAGS.max_seq_len}', f'--steps={FLAGS.steps}']
-    env = {k: v for k, v in os.environ.items() if k != 'TF_ENABLE_ONEDNN_OPTS'}
+    env = dict(os.environ)
     if ONEDNN[onednn] is not None:
         env['TF_ENABLE_ONEDNN_OPTS'] = ONEDNN[onednn]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
