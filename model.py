@@ -594,6 +594,11 @@ class SketchModel(tf.Module):
         """(q(i) [I], q(j|i) [J, I]) of a two-level latent hierarchy, or None."""
         return None
 
+    def group_responsibilities(self, z):
+        """p(i|z) [N, I] over the groups of a two-level latent hierarchy, or None."""
+        del z
+        return None
+
     def gaussian_index(self, z):
         """The latent Gaussian of each code z [N, D] (int64 [N]); 0 for every code without a latent mixture."""
         return tf.zeros([tf.shape(z)[0]], tf.int64)

@@ -239,6 +239,11 @@ class RPCLPix2SeqH(model.RPCLPix2Seq):
         de_mu, de_sigma2, q_i, q_ji = self.gmm.params()
         return level_k_posterior(scaled_density(z, de_mu, de_sigma2), tf.matmul(q_ji, q_i))
 
+    def group_responsibilities(self, z):
+        """Level-l posterior p(i|z) [N, I] under the stored parameters."""
+        de_mu, de_sigma2, q_i, q_ji = self.gmm.params()
+        return level_l_posterior(scaled_density(z, de_mu, de_sigma2), q_i, q_ji)
+
     def losses(self, strokes, images, step, training, seed=None):
         """One forward pass with the hierarchy update inside: (losses, new hierarchy parameters, p(j|y) under the
         stored parameters). Training samples z; validation uses z = mu and masks the pen loss."""

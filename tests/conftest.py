@@ -52,6 +52,22 @@ def trained_model_dir(tmp_path_factory, png_data_dir):
     return log_root
 
 
+TINY_SPGRA_HPARAMS = ('model_type=spgra, categories=[bee,bus], dec_rnn_size=32, dec_model=lstm, z_size=16, '
+                      'batch_size=8, num_per_category=16, graph_picture_size=16, num_clusters=8, '
+                      'use_recurrent_dropout=false')
+
+
+@pytest.fixture(scope='session')
+def trained_spgra_dir(tmp_path_factory, data_dir):
+    """--log_root of a tiny SP-gra2seq (TINY_SPGRA_HPARAMS: bee and bus, 16 sketches of each split per category,
+    16-pixel patches) trained for one epoch."""
+    import training
+    log_root = str(tmp_path_factory.mktemp('tiny_spgra'))
+    hps, *sets = training.prepare_run(log_root, data_dir, TINY_SPGRA_HPARAMS, resume=False)
+    training.train_and_evaluate(hps, sets, log_root, seed=0, max_epochs=1)
+    return log_root
+
+
 def _object_array(sketches):
     """A 1-D object array of sketches, as the sketch-rnn files store them (also when all have one length)."""
     split = np.empty(len(sketches), dtype=object)
