@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 import dataset
+import model
 import sampling
 import utils
 
@@ -18,6 +19,7 @@ KNN = 5   # neighbours of the latent-space category accuracy (code 5-NN)
 
 
 LABEL_PREFIXES = ('gau_idx', 'i_label', 'j_label')
+LABEL_KINDS = {'gau_idx': 'Gaussian', 'j_label': 'Gaussian', 'i_label': 'group'}   # what each label file names
 
 
 Samples = collections.namedtuple('Samples', 'names category_ids images codes strokes gaussian_labels')
@@ -119,6 +121,49 @@ def knn_accuracy(codes, category_ids, k=KNN):
     neighbours = np.argsort(distances, axis=1, kind='stable')[:, :k]
     votes = np.stack([np.bincount(row, minlength=category_ids.max() + 1) for row in category_ids[neighbours]])
     return float((votes.argmax(axis=1) == category_ids).mean())
+
+
+def purity(labels, category_ids):
+    """Category purity of the latent components' clusters: sum_k max_c #{n: label_n = k, category_n = c} / N."""
+    counts = np.zeros((labels.max() + 1, category_ids.max() + 1), np.int64)
+    np.add.at(counts, (labels, category_ids), 1)
+    return float(counts.max(axis=1).sum() / len(labels))
+
+
+def category_split(labels, category_ids, num_categories):
+    """{component k: (n_k, share of each category among the n_k sketches labelled k [C])}, for every k used."""
+    split = {}
+    for k in np.unique(labels):
+        mine = category_ids[labels == k]
+        split[int(k)] = (len(mine), np.bincount(mine, minlength=num_categories) / len(mine))
+    return split
+
+
+def mixture_report(net, samples, categories):
+    """Lines on the model's latent mixture: how many Gaussians (and groups) are alive (model.is_alive), and per
+    label file of the samples (the Gaussian, or rpclh's group, of each sketch's code) the purity and each
+    component's split of the categories. No lines for a model without a latent mixture."""
+    weights = net.mixture_weights()
+    if weights is None:
+        return []
+    lines = [f'Alive Gaussians: {int(model.is_alive(weights.numpy()).sum())} of {len(weights)} (weight above '
+             f'1/(10K))']
+    groups = net.group_weights()
+    if groups is not None:
+        q_i = groups[0].numpy()
+        lines.append(f'Alive groups: {int(model.is_alive(q_i).sum())} of {len(q_i)}')
+    for prefix in ('i_label', 'j_label', 'gau_idx'):
+        labels = samples.gaussian_labels.get(prefix)
+        if labels is None:
+            continue
+        kind = LABEL_KINDS[prefix]
+        lines.append(f'{kind} purity: {purity(labels, samples.category_ids):.4f} (the share of sketches in their '
+                     f'{kind}\'s most common category)')
+        for k, (count, shares) in category_split(labels, samples.category_ids, len(categories)).items():
+            mix = ', '.join(f'{categories[c]} {shares[c]:.0%}' for c in np.argsort(-shares, kind='stable')
+                            if shares[c] > 0)
+            lines.append(f'  {kind} {k}: {count} sketches: {mix}')
+    return lines
 
 
 def rec_score(classifier_model, classifier_categories, images, category_ids, categories):

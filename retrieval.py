@@ -72,6 +72,8 @@ def main(argv):
         print(f'Top {k} Ret: {value:.4f}')
     knn = metrics.knn_accuracy(samples.codes, samples.category_ids)
     print(f'Code {metrics.KNN}-NN: {knn:.4f} (leave-one-out category accuracy of the real test codes)')
+    for line in metrics.mixture_report(net, samples, hps.categories):
+        print(line)
     if classifier_model is not None:
         accuracy, per_category = metrics.rec_score(classifier_model, classifier_categories, samples.images,
                                                    samples.category_ids, hps.categories)

@@ -4,6 +4,8 @@
     python3 sample.py --data_dir=data --model_dir=model --latent=gmm --component=3
     python3 sample.py --data_dir=data --model_dir=model --mode=interpolate --category=bee --index_a=0 --index_b=7
     python3 sample.py --data_dir=data --model_dir=sp_model --prob=0.3     # spgra: sketch healing (sketch_healing.py)
+    python3 sample.py --data_dir=data --model_dir=model --mask_model_dir=sp_model --prob=0.3   # the same masks, healed
+                                                                           # by an image model (docs/spgra.md)
 
 For every category c of the model and sketch n = 0, 1, ... (names as the original), in --output_dir:
   <c>_<n>.svg, <c>_<n>.png     the sketch, black on white, 48x48, the seq2png geometry (docs/model.md#geometry)
@@ -39,6 +41,7 @@ utils.tensorflow_startup()   # before TensorFlow is imported: it reads these swi
 from absl import app, flags  # noqa: E402
 
 import family  # noqa: E402
+import hyperparams  # noqa: E402
 import sampling  # noqa: E402
 
 
@@ -69,6 +72,9 @@ def define_flags():
                        "the original's); see sketch_healing.py.")
     flags.DEFINE_string('mask_seed_file', None, 'spgra: .npy of the uniforms deciding the masks (default: the '
                         "project's stream, written to <output_dir>/random_seed.npy).")
+    flags.DEFINE_string('mask_model_dir', None, 'An image model (rpcl, rpclh, ia) heals with --prob: the masks are '
+                        "those this spgra model's patch graphs draw, whitened on the sketch's image (the healing "
+                        'baseline of docs/spgra.md).')
 
 
 FLAGS = flags.FLAGS
@@ -92,18 +98,34 @@ def check_flags(cfg):
     return latent
 
 
+def mask_model_from_flags(cfg, net):
+    """(hps, test split) of the spgra model of --mask_model_dir whose masks an image model heals, or None for an
+    spgra model (its own masks); UserError for any other combination."""
+    if net.encoder_input == 'graph':
+        if cfg.mask_model_dir:
+            raise utils.UserError('--mask_model_dir is for an image model: an spgra model heals with its own masks')
+        return None
+    if net.encoder_input != 'image' or not cfg.mask_model_dir:
+        raise utils.UserError(f'--prob and --mask_seed_file heal sketches with an spgra model, or with an image model '
+                              f'given --mask_model_dir; this model is {net.hps.model_type}')
+    mask_hps = hyperparams.load_hparams_json(os.path.join(cfg.mask_model_dir, 'model_config.json'))
+    if mask_hps.model_type != 'spgra':
+        raise utils.UserError(f'--mask_model_dir={cfg.mask_model_dir} is a {mask_hps.model_type} model, not spgra')
+    _, _, mask_test_set, mask_hps = family.load_splits(cfg.data_dir, mask_hps)
+    return mask_hps, mask_test_set
+
+
 def heal_from_flags(cfg, net, test_set, latent, seed):
-    """Sketch healing (the only mode of a model that encodes patch graphs, sketch_healing.py) with the flags'
-    settings."""
+    """Sketch healing with the flags' settings (sketch_healing.py): an spgra model heals its own masked patch graphs,
+    an image model the masked images of --mask_model_dir's masks."""
     import sketch_healing  # TensorFlow graphs of the patch encoder, loaded only for healing
-    if net.encoder_input != 'graph':
-        raise utils.UserError(f'--prob and --mask_seed_file heal sketches with an spgra model; this model is '
-                              f'{net.hps.model_type}')
+    mask_model = mask_model_from_flags(cfg, net)
     if cfg.mode != 'sample' or latent != 'conditional':
-        raise utils.UserError('an spgra model only heals sketches: drop --mode, --latent and --noconditional')
+        raise utils.UserError('healing only heals sketches: drop --mode, --latent and --noconditional')
     prob = 0.1 if cfg.prob is None else cfg.prob
     total, fraction = sketch_healing.heal(net, test_set, cfg.output_dir, prob, cfg.num_per_category,
-                                          cfg.mask_seed_file, cfg.temperature, seed, cfg.batch_size, cfg.stop_at_eos)
+                                          cfg.mask_seed_file, cfg.temperature, seed, cfg.batch_size, cfg.stop_at_eos,
+                                          mask_model=mask_model)
     print(f'healed {total} sketches (mask probability {prob}, {fraction:.1%} of the patches masked, seed {seed}) '
           f'into {os.path.abspath(cfg.output_dir)}')
 
@@ -116,7 +138,7 @@ def main(argv):
     latent = check_flags(cfg)
     seed = utils.resolve_seed(cfg.seed)
     net, test_set = family.load_model_and_test_split(cfg.model_dir, cfg.data_dir)
-    if net.encoder_input == 'graph' or cfg.prob is not None or cfg.mask_seed_file:
+    if net.encoder_input == 'graph' or cfg.prob is not None or cfg.mask_seed_file or cfg.mask_model_dir:
         heal_from_flags(cfg, net, test_set, latent, seed)
         return
     if cfg.mode == 'interpolate':

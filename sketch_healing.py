@@ -1,5 +1,6 @@
 """Sketch healing with SP-gra2seq (docs/model.md#sketch-healing): blank random patches of each test sketch, encode the
-corrupted patch graph, and let the decoder redraw the whole sketch from that code.
+corrupted patch graph, and let the decoder redraw the whole sketch from that code. An image model heals the same
+masks on the sketch's image, the baseline of docs/spgra.md#healing-with-an-image-model (sample.py --mask_model_dir).
 
     python3 sample.py --data_dir=data --model_dir=runs/sp --output_dir=runs/sp_heal --prob=0.3
     python3 retrieval.py --model_dir=runs/sp --sample_dir=runs/sp_heal --classifier_dir=runs/classifier
@@ -29,6 +30,8 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
+import dataset
+import raster
 import sampling
 import spgra_data
 import utils
@@ -54,54 +57,127 @@ def healing_rows(test_set, num_categories, num_per_category):
     return rows
 
 
-def healing_files(name, seq3, image, real_code, graphs, j, code):
-    """{filename: bytes} of healed sketch `name`: sample.py's files (with the real code) and the healing extras of
-    graph j of the batch."""
+def healing_files(name, seq3, image, real_code, picture, masked, code):
+    """{filename: bytes} of healed sketch `name`: sample.py's files (with the real code) and the healing extras: the
+    decoded code, the masked patches' indices and the masked input as the model saw it (`picture`, uint8)."""
     files = sampling.sketch_files(name, seq3, image, real_code, {})
     files[f'masked_code_{name}.npy'] = sampling.npy_bytes(code.reshape(1, -1).astype(np.float32))
-    files[f'mask_{name}.npy'] = sampling.npy_bytes(np.array(graphs.masked[j], np.int64))
-    files[f'masked_{name}.png'] = sampling.png_bytes(255 - graphs.nodes[j, 0])
+    files[f'mask_{name}.npy'] = sampling.npy_bytes(np.array(masked, np.int64))
+    files[f'masked_{name}.png'] = sampling.png_bytes(picture)
     return files
 
 
+def fit_canvas_to_render(canvas, render):
+    """(a, b) of the least-squares map render = a * canvas + b (one scale, a shift per axis) between the pen
+    positions [L+1, 2] of a sketch on its patch-graph canvas and on its width x width render."""
+    c, r = canvas - canvas.mean(axis=0), render - render.mean(axis=0)
+    a = float((c * r).sum() / max((c * c).sum(), 1e-12))
+    return a, render.mean(axis=0) - a * canvas.mean(axis=0)
+
+
+def masked_render(seq3, graph_hps, masked, width):
+    """The seq2png render (uint8 [W, W], raster.render_fast) of a sketch with the squares of its masked patches
+    whitened: each masked patch's P x P square on the patch-graph canvas (spgra_data.layout, graph_hps) is mapped onto
+    the render by fit_canvas_to_render, and the pixels whose centres it covers are set to white (255)."""
+    image = raster.render_fast([seq3], width, workers=1)[0]
+    if not masked:
+        return image
+    lay = spgra_data.layout(seq3, graph_hps.graph_number)
+    x0, y0, scale = raster.drawing_geometry(seq3, width)
+    render = np.concatenate([[[0.0, 0.0]], np.cumsum(np.asarray(seq3, np.float64)[:, 0:2], axis=0)]) * scale + [x0, y0]
+    a, b = fit_canvas_to_render(lay.points.astype(np.float64), render)
+    half = graph_hps.graph_picture_size // 2
+    centres = np.arange(width) + 0.5
+    for cx, cy in lay.centres[masked].tolist():
+        (left, top), (right, bottom) = a * np.array([[cx - half, cy - half], [cx + half, cy + half]]) + b
+        cols = (centres >= left) & (centres < right)
+        rows = (centres >= top) & (centres < bottom)
+        image[np.ix_(rows, cols)] = 255
+    return image
+
+
+class GraphHealing:
+    """SP-gra2seq reads the masked patch graph itself: codes of the unmasked and the masked graphs."""
+
+    def __init__(self, net):
+        self.hps, self.encode = net.hps, compile_graph_encoder(net)
+
+    def codes(self, sketches, prob, seeds):
+        """(real codes, masked codes, masked pictures uint8 [N, P, P] black on white, masked patch lists)."""
+        graphs = spgra_data.healing_graphs(sketches, self.hps, prob, seeds)
+        real, z = self.encode(spgra_data.hps_graphs(sketches, self.hps)), self.encode(graphs)
+        return real, z, 255 - graphs.nodes[:, 0], graphs.masked
+
+
+class ImageHealing:
+    """An image model given the masked sketch's image (the baseline of docs/spgra.md#healing-with-an-image-model):
+    the same masks as an SP-gra2seq model with graph settings graph_hps would draw, whitened on the seq2png render."""
+
+    def __init__(self, net, graph_hps):
+        self.net, self.graph_hps, self.width = net, graph_hps, net.hps.png_width
+
+    def codes(self, sketches, prob, seeds):
+        masked = spgra_data.healing_graphs(sketches, self.graph_hps, prob, seeds).masked
+        full = np.stack([masked_render(seq, self.graph_hps, [], self.width) for seq in sketches])
+        holed = np.stack([masked_render(seq, self.graph_hps, m, self.width) for seq, m in zip(sketches, masked)])
+        real, _ = sampling.encode_batched(self.net, None, dataset.pixels_to_unit(full), len(sketches))
+        z, _ = sampling.encode_batched(self.net, None, dataset.pixels_to_unit(holed), len(sketches))
+        return real, z, holed, masked
+
+
 def heal(net, test_set, output_dir, prob, num_per_category=0, mask_seed_file=None, temperature=0.24, seed=0,
-         batch_size=256, stop_at_eos=True, progress=True):
+         batch_size=256, stop_at_eos=True, progress=True, mask_model=None):
     """Heal the test sketches with masking probability `prob` (files as the module docstring says). Returns
-    (sketches written, fraction of patches masked)."""
+    (sketches written, fraction of patches masked).
+
+    An spgra model heals its own patch graphs. An image model heals the masked images of the same masks as the
+    spgra model `mask_model` = (its hps, its test split) would draw (the masks depend on that model's graph
+    settings and normalisation; its test split must hold the same sketches in the same order)."""
     if not 0.0 <= prob <= 1.0:
         raise utils.UserError(f'--prob={prob} must be a probability in [0, 1]')
     hps = net.hps
+    if mask_model is None:
+        healer, graph_hps, mask_set = GraphHealing(net), hps, test_set
+    else:
+        graph_hps, mask_set = mask_model
+        if list(graph_hps.categories) != list(hps.categories) or len(mask_set.strokes) != len(test_set.strokes):
+            raise utils.UserError(f'the mask model reads {len(mask_set.strokes)} test sketches of '
+                                  f'{", ".join(graph_hps.categories)}; this model {len(test_set.strokes)} of '
+                                  f'{", ".join(hps.categories)}: they must be the same')
+        healer = ImageHealing(net, graph_hps)
     rows = healing_rows(test_set, len(hps.categories), num_per_category)
-    counts = [spgra_data.patch_count(test_set.strokes[r], hps.graph_number) for r in np.concatenate(rows)]
+    counts = [spgra_data.patch_count(mask_set.strokes[r], graph_hps.graph_number) for r in np.concatenate(rows)]
     seeds = spgra_data.mask_seeds(sum(counts), mask_seed_file)
     first_seed = np.cumsum([0] + counts)  # index of the first uniform of every sketch
     os.makedirs(output_dir, exist_ok=True)
-    encode, decode = compile_graph_encoder(net), sampling.compile_decoder(net, stop_at_eos)
+    decode = sampling.compile_decoder(net, stop_at_eos)
     bar = tqdm.tqdm(total=len(counts), unit='sketch', desc='healing', disable=not progress, dynamic_ncols=True)
     done, masked = 0, 0
     for i, category in enumerate(hps.categories):
         for start in range(0, len(rows[i]), batch_size):
-            sketches = [test_set.strokes[r] for r in rows[i][start:start + batch_size]]
-            graphs = spgra_data.healing_graphs(sketches, hps, prob, seeds[first_seed[done]:])
-            real, z = encode(spgra_data.hps_graphs(sketches, hps)), encode(graphs)
+            sketches = [mask_set.strokes[r] for r in rows[i][start:start + batch_size]]
+            real, z, pictures, patches = healer.codes(sketches, prob, seeds[first_seed[done]:])
             healed, images = sampling.draw(decode, z, hps.max_seq_len, temperature,
-                                             sampling.derive_seed(seed, i, start), test_set.scale_factor,
-                                             hps.png_width)
+                                           sampling.derive_seed(seed, i, start), test_set.scale_factor,
+                                           hps.png_width)
             files = {}
             for j, n in enumerate(range(start, start + len(sketches))):
-                files.update(healing_files(f'{category}_{n}', healed[j], images[j], real[j], graphs, j, z[j]))
+                files.update(healing_files(f'{category}_{n}', healed[j], images[j], real[j], pictures[j],
+                                           patches[j], z[j]))
             sampling.write_files(output_dir, files)
             done += len(sketches)
-            masked += sum(len(m) for m in graphs.masked)
+            masked += sum(len(m) for m in patches)
             bar.update(len(sketches))
     bar.close()
     utils.atomic_write_bytes(os.path.join(output_dir, SEED_FILE), sampling.npy_bytes(seeds))
     fraction = masked / max(sum(counts), 1)
     sampling.write_config(output_dir, model_type=hps.model_type, categories=hps.categories, mode='heal', prob=prob,
-                            mask_seeds=mask_seed_file or f'np.random.default_rng({spgra_data.MASK_SEED})',
-                            masked_fraction=fraction, temperature=temperature, seed=seed, batch_size=batch_size,
-                            stop_at_eos=stop_at_eos, num_per_category=num_per_category,
-                            scale_factor=test_set.scale_factor, max_seq_len=hps.max_seq_len)
+                          mask_seeds=mask_seed_file or f'np.random.default_rng({spgra_data.MASK_SEED})',
+                          mask_graph=dict(graph_number=graph_hps.graph_number,
+                                          graph_picture_size=graph_hps.graph_picture_size),
+                          masked_fraction=fraction, temperature=temperature, seed=seed, batch_size=batch_size,
+                          stop_at_eos=stop_at_eos, num_per_category=num_per_category,
+                          scale_factor=test_set.scale_factor, max_seq_len=hps.max_seq_len)
     return done, fraction
 
 

@@ -180,7 +180,7 @@ def score_run(run_dir, classifier_model, classifier_categories, seed):
         result.update(gaussians=int(weights.shape[0]),
                       alive_alpha_end=int(model_lib.is_alive(weights.numpy()).sum()),
                       alive_win_end=int(curves['alive_win'][best][2]),
-                      purity=purity(winners, samples.category_ids))
+                      purity=metrics.purity(winners, samples.category_ids))
     means = latent_map.gaussian_means(net)
     latent_map.visualise(samples, means, os.path.join(run_dir, 'tsne'), fast=True, seed=seed)
     result['tsne'] = tsne_map(samples, means, seed)
@@ -194,13 +194,6 @@ def tsne_map(samples, means, seed):
     n = len(samples.codes)
     return dict(codes=unit[:n].tolist(), means=unit[n:].tolist() if means is not None else None,
                 category_ids=samples.category_ids.tolist())
-
-
-def purity(labels, category_ids):
-    """Category purity of the Gaussians' clusters: sum_k max_c #{n: label_n = k, category_n = c} / N."""
-    counts = np.zeros((labels.max() + 1, category_ids.max() + 1), np.int64)
-    np.add.at(counts, (labels, category_ids), 1)
-    return float(counts.max(axis=1).sum() / len(labels))
 
 
 def epoch_improved(valid):

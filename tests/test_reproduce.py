@@ -39,12 +39,6 @@ def test_knn_accuracy_against_a_loop():
     assert metrics.knn_accuracy(np.eye(3)[separated] * 10 + rng.normal(size=(30, 3)) * 0.1, separated) == 1.0
 
 
-def test_purity_counts_the_majority_category_of_every_gaussian():
-    labels = np.array([0, 0, 0, 2, 2, 5])
-    categories = np.array([1, 1, 0, 0, 0, 1])
-    assert study.purity(labels, categories) == pytest.approx((2 + 2 + 1) / 6)
-
-
 def test_last_line_reads_through_progress_bars(tmp_path):
     path = tmp_path / 'log'
     path.write_text('first\nepoch 1:  10%\repoch 1: 100%\nerror: no data\n\n')

@@ -198,3 +198,14 @@ def test_cli(repo_dir, trained_model_dir, reference_dir, classifier_dir, png_dat
     assert f'Code 5-NN: {metrics.knn_accuracy(samples.codes, samples.category_ids):.4f}' in stdout
     accuracy, _ = rec_classifier.evaluate(classifier_dir, png_data_dir, 'test')
     assert f'Rec: {accuracy:.4f}' in stdout
+    assert 'Alive Gaussians: ' in stdout and ' of 4 (weight above 1/(10K))' in stdout
+
+
+def test_purity_and_category_split_of_the_latent_components():
+    labels = np.array([0, 0, 0, 2, 2, 2, 2])
+    category_ids = np.array([0, 0, 1, 1, 1, 1, 0])
+    assert metrics.purity(labels, category_ids) == pytest.approx((2 + 3) / 7)
+    split = metrics.category_split(labels, category_ids, 3)
+    assert list(split) == [0, 2]
+    assert split[0][0] == 3 and split[0][1].tolist() == pytest.approx([2 / 3, 1 / 3, 0])
+    assert split[2][0] == 4 and split[2][1].tolist() == pytest.approx([1 / 4, 3 / 4, 0])

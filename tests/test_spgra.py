@@ -10,13 +10,16 @@ import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 import dataset
 import family
 import hyperparams
 import metrics
 import model_spgra
+import raster
 import sample
+import sampling
 import sketch_healing
 import spgra_data
 import training
@@ -330,12 +333,55 @@ def test_cli_heals(repo_dir, spgra_dir, data_dir, tmp_path):
 
 
 @pytest.mark.parametrize('model_type, flags, message', [
-    ('rpcl', dict(prob=0.3), 'heal sketches with an spgra model; this model is rpcl'),
+    ('rpcl', dict(prob=0.3), 'heal sketches with an spgra model, or with an image model given --mask_model_dir; this '
+                             'model is rpcl'),
+    ('sketch_rnn', dict(mask_model_dir='x'), 'this model is sketch_rnn'),
+    ('spgra', dict(mask_model_dir='x'), '--mask_model_dir is for an image model'),
     ('spgra', dict(mode='interpolate'), 'only heals sketches'),
 ])
 def test_healing_flags_are_checked_against_the_model(model_type, flags, message):
-    cfg = types.SimpleNamespace(**{**dict(mode='sample', prob=None, mask_seed_file=None), **flags})
-    net = types.SimpleNamespace(hps=types.SimpleNamespace(model_type=model_type),
-                                encoder_input='graph' if model_type == 'spgra' else 'image')
+    cfg = types.SimpleNamespace(**{**dict(mode='sample', prob=None, mask_seed_file=None, mask_model_dir=None), **flags})
+    encoder_input = {'spgra': 'graph', 'sketch_rnn': 'strokes'}.get(model_type, 'image')
+    net = types.SimpleNamespace(hps=types.SimpleNamespace(model_type=model_type), encoder_input=encoder_input)
     with pytest.raises(utils.UserError, match=message):
         sample.heal_from_flags(cfg, net, None, 'conditional', 0)
+
+
+def test_the_fitted_canvas_map_recovers_a_scale_and_shift():
+    canvas = np.array([[0, 0], [10, 0], [10, 20], [3, 7]], np.float64)
+    a, b = sketch_healing.fit_canvas_to_render(canvas, 0.25 * canvas + [4, -2])
+    assert a == pytest.approx(0.25) and b.tolist() == pytest.approx([4, -2])
+
+
+def test_an_image_model_heals_the_same_masks_as_the_spgra_model(spgra_dir, png_data_dir, tmp_path):
+    """The healing baseline: an image model given the seq2png image of each test sketch with the spgra model's
+    masked squares whitened. Its masks are the spgra model's own (the same uniforms, graph settings and
+    normalisation), the masked images lose ink only, and retrieval reads the outputs."""
+    spgra_net, spgra_hps = family.restore_model(spgra_dir)
+    _, _, spgra_test, spgra_hps = family.load_splits(png_data_dir, spgra_hps)
+    hps = hyperparams.get_default_hparams().replace(categories=['bee', 'bus'], dec_model='lstm', dec_rnn_size=16,
+                                                    z_size=8, num_mixture=2, num_sub=2,
+                                                    num_per_category=spgra_hps.num_per_category)
+    _, _, test_set, hps = dataset.load_dataset(png_data_dir, hps)
+    net = family.build_model(hps)
+    graph_dir, image_dir = str(tmp_path / 'graph'), str(tmp_path / 'image')
+    sketch_healing.heal(spgra_net, spgra_test, graph_dir, 0.5, num_per_category=4, seed=1, progress=False)
+    done, fraction = sketch_healing.heal(net, test_set, image_dir, 0.5, num_per_category=4, seed=1, progress=False,
+                                         mask_model=(spgra_hps, spgra_test))
+    assert done == 8 and fraction > 0
+    whitened = 0
+    for category in ('bee', 'bus'):
+        for n in range(4):
+            masks = [np.load(os.path.join(d, f'mask_{category}_{n}.npy')) for d in (graph_dir, image_dir)]
+            assert masks[0].tolist() == masks[1].tolist()
+            masked = np.asarray(Image.open(os.path.join(image_dir, f'masked_{category}_{n}.png')))[..., 0]
+            full = raster.render_fast([spgra_test.strokes[sampling.category_rows(spgra_test, hps.categories.index(
+                category))[n]]], hps.png_width, workers=1)[0]
+            assert (masked >= full).all()   # whitening only removes ink
+            assert len(masks[1]) or (masked == full).all()
+            whitened += int((masked > full).sum())
+    assert whitened > 0
+    samples = metrics.load_sample_dir(image_dir, hps.categories)
+    assert metrics.encode_generated(net, samples, image_dir).shape == (8, hps.z_size)
+    assert sampling.read_config(image_dir)['mask_graph'] == dict(graph_number=spgra_hps.graph_number,
+                                                                 graph_picture_size=spgra_hps.graph_picture_size)
