@@ -157,8 +157,9 @@ def mixture_report(net, samples, categories):
         if labels is None:
             continue
         kind = LABEL_KINDS[prefix]
-        lines.append(f'{kind} purity: {purity(labels, samples.category_ids):.4f} (the share of sketches in their '
-                     f'{kind}\'s most common category)')
+        share = purity(labels, samples.category_ids)
+        lines.append(f'{kind[0].upper() + kind[1:]} purity: {share:.4f} (the share of sketches in their {kind}\'s '
+                     f'most common category)')
         for k, (count, shares) in category_split(labels, samples.category_ids, len(categories)).items():
             mix = ', '.join(f'{categories[c]} {shares[c]:.0%}' for c in np.argsort(-shares, kind='stable')
                             if shares[c] > 0)

@@ -4,9 +4,11 @@ import os
 import shutil
 
 import pytest
+from PIL import Image
 
 import dataset
 import family
+import latent_map
 import metrics
 import model
 import raster
@@ -33,7 +35,8 @@ def test_the_shipped_classifier_recognises_real_test_sketches(quickdraw3_dir):
     assert list(per_category) == list(CATEGORIES) and accuracy > 0.9
 
 
-@pytest.mark.parametrize('name', ['rpcl-quickdraw3', 'rpcl512-quickdraw3', 'sketch_rnn-quickdraw3'])
+@pytest.mark.parametrize('name', ['rpcl-quickdraw3', 'rpcl512-quickdraw3', 'rpclh-quickdraw3',
+                                  'sketch_rnn-quickdraw3'])
 def test_a_shipped_model_draws_sketches_the_classifier_recognises(quickdraw3_dir, tmp_path, name):
     """10 conditional samples per category (temperature 0.24, seed 1): the shipped classifier recognises well above
     chance (1/3) what the shipped model draws, and a latent mixture has alive Gaussians."""
@@ -48,3 +51,20 @@ def test_a_shipped_model_draws_sketches_the_classifier_recognises(quickdraw3_dir
     network, names = rec_classifier.load_classifier(os.path.join(PRETRAINED, 'classifier-quickdraw3'))
     rec, _ = metrics.rec_score(network, names, samples.images, samples.category_ids, net.hps.categories)
     assert rec >= 0.5, rec
+
+
+def test_the_shipped_rpclh_draws_its_two_level_hierarchy_maps(quickdraw3_dir, tmp_path):
+    """RPCL-pix2seqH's picture: t-SNE maps of the codes coloured by Gaussian (level k) and by group (level l), from
+    the shipped model's own labels; at least two groups and two Gaussians are alive."""
+    net, test_set = family.load_model_and_test_split(os.path.join(PRETRAINED, 'rpclh-quickdraw3'), quickdraw3_dir)
+    q_i, _ = net.group_weights()
+    assert model.is_alive(q_i.numpy()).sum() >= 2 and model.is_alive(net.mixture_weights().numpy()).sum() >= 2
+    sample_dir = str(tmp_path / 'sample')
+    sampling.sample(net, test_set, sample_dir, num_per_category=PER_CATEGORY, seed=1, progress=False)
+    samples = metrics.load_sample_dir(sample_dir, net.hps.categories)
+    assert set(samples.gaussian_labels) == {'i_label', 'j_label'}
+    paths = latent_map.visualise(samples, latent_map.gaussian_means(net), str(tmp_path / 'maps'), fast=True, seed=0)
+    assert sorted(os.path.basename(p) for p in paths) == ['level_k.jpg', 'level_l.jpg', 'result.jpg']
+    for path in paths:
+        with Image.open(path) as image:
+            assert min(image.size) >= 200
