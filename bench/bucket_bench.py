@@ -43,9 +43,9 @@ def time_width(data_dir, hparams, width, steps):
     import utils
     utils.configure_runtime()   # train.py's allocator, before TensorFlow is imported
     import numpy as np
-    import tensorflow as tf
 
     import model
+    import training
     hps = hyperparams.get_default_hparams().parse(hparams).replace(bucket_width=width)
     train_set, _, _, hps = family.load_splits(data_dir, hps)
     net = family.build_model(hps)
@@ -53,8 +53,7 @@ def time_width(data_dir, hparams, width, steps):
     batches = list(train_set.epoch(np.random.default_rng(0)))[:steps]
 
     def run(batch, step):
-        args = (batch.strokes, batch.images, np.int64(step), np.array([0, step], np.int64))
-        return float(train_step(*[tf.constant(a) for a in args])['loss'])
+        return float(train_step(*training.step_inputs(batch, step, hps.png_width, [0, step]))['loss'])
 
     for length in sorted({b.strokes.shape[1] for b in batches}):   # compile every batch length first
         run(next(b for b in batches if b.strokes.shape[1] == length), 0)
