@@ -195,15 +195,17 @@ class GraphLoader(dataset.DataLoader):
         graph_loader.scale_factor = loader.scale_factor
         return graph_loader
 
-    def batch_from_indices(self, idx, rng=None):
+    def batch_from_indices(self, idx, rng=None, padded_len=None):
+        """The batch of sketches `idx` with their graphs, padded to padded_len (default max_seq_len) rows after the
+        start row (length buckets, hparam bucket_width); training batches masked with draws from rng."""
         idx = np.asarray(idx)
         sketches = [self.strokes[i] for i in idx]
         masking = self.training and rng is not None
         uniforms = rng.random((len(idx), self.hps.graph_number - 1)) if masking else None
         graphs = hps_graphs(sketches, self.hps, self.hps.mask_prob if masking else 0.0, uniforms)
         lengths = np.array([len(seq) for seq in sketches], np.int32)
-        return dataset.Batch(dataset.to_stroke5(sketches, self.max_seq_len), lengths, None, self.labels[idx],
-                             graphs=(graphs.nodes, graphs.validity))
+        return dataset.Batch(dataset.to_stroke5(sketches, padded_len or self.max_seq_len), lengths, None,
+                             self.labels[idx], graphs=(graphs.nodes, graphs.validity))
 
     def epoch(self, rng=None):
         """The base class's batches, each built in a background thread while the previous one is used (the draws

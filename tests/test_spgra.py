@@ -385,3 +385,16 @@ def test_an_image_model_heals_the_same_masks_as_the_spgra_model(spgra_dir, png_d
     assert metrics.encode_generated(net, samples, image_dir).shape == (8, hps.z_size)
     assert sampling.read_config(image_dir)['mask_graph'] == dict(graph_number=spgra_hps.graph_number,
                                                                  graph_picture_size=spgra_hps.graph_picture_size)
+
+
+def test_length_buckets_pad_graph_batches_to_their_bucket(data_dir):
+    """bucket_width > 0 with SP-gra2seq: every training batch is padded to its bucket's length and keeps its graphs."""
+    hps = hyperparams.HParams(model_type='spgra', categories=['bee', 'bus'], batch_size=16, graph_picture_size=16,
+                              bucket_width=16)
+    train_set = spgra_data.load_graph_dataset(data_dir, hps)[0]
+    batches = list(train_set.epoch(np.random.default_rng(0)))
+    assert len(batches) == train_set.num_batches
+    for batch in batches:
+        longest = int(batch.lengths.max())
+        assert batch.strokes.shape[1] - 1 == min(-(-longest // 16) * 16, train_set.max_seq_len)
+        assert batch.graphs[0].shape == (16, hps.graph_number, 16, 16)
