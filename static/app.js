@@ -258,14 +258,16 @@ function chooseModel(name) {
   const m = state.model;
   $('model-info').textContent = `${m.model_type}: ${m.categories.join(', ')} (${m.dec_model} ${m.dec_rnn_size}, ` +
     `z ${m.z_size})`;
+  const reasonFor = (need) => (need === 'interpolate' && m.capabilities.interpolate === null && !m.test_sketches
+    ? 'the page interpolates towards a test sketch: start serve.py with --data_dir' : m.capabilities[need]);
   for (const section of document.querySelectorAll('section[data-needs]')) {
-    const reason = m.capabilities[section.dataset.needs];
+    const reason = reasonFor(section.dataset.needs);
     section.classList.toggle('disabled', reason !== null);
     section.querySelector('.unavailable').textContent = reason === null ? '' : `Unavailable: ${reason}.`;
   }
   for (const button of document.querySelectorAll('button[data-step]')) {
     const need = button.closest('section').dataset.needs || 'encode';
-    button.disabled = m.capabilities[need] !== null;
+    button.disabled = reasonFor(need) !== null;
   }
   const list = $('gaussian-list');
   list.replaceChildren();

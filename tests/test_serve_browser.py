@@ -66,7 +66,8 @@ def test_draw_encode_pick_a_gaussian_and_heal(page_url, browser):
     assert len(strokes) == 5 and min(strokes) >= 1   # the drawing itself, then 4 redrawings with strokes
     assert page.locator('#heal').is_disabled()        # an RPCL-pix2seq model cannot heal: shown, not an error
     assert 'Unavailable' in page.inner_text('#heal-panel')
-    assert 'Unavailable' in page.inner_text('#compare-panel')   # no --data_dir
+    assert 'Unavailable' in page.inner_text('#compare-panel')   # no --data_dir: no test sketches
+    assert 'Unavailable' in page.inner_text('#interpolate-panel') and page.locator('#interpolate').is_disabled()
 
     page.click('#gaussian-list button >> nth=0')
     page.wait_for_selector('#gaussian-grid figure:nth-child(8) canvas')
