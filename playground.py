@@ -17,6 +17,7 @@ import dataset
 import family
 import raster
 import sampling
+import sketch_healing
 import spgra_data
 
 CANVAS_SIDE = 255.0     # QuickDraw's sketch-rnn files: each drawing scaled so its longer side is 255 units...
@@ -188,18 +189,15 @@ class Playground:
     # -------------------------------------------------------------------------------------------- codes
 
     def compile_encoder(self):
-        """One compiled q(z|x) over what the model reads: images (RPCL family), patch graphs (SP-gra2seq) or
-        stroke-5 rows padded to max_seq_len (sketch-rnn); None for a decoder-only model."""
+        """One compiled encoder of what the model reads, returning mu: patch graphs (SP-gra2seq,
+        sketch_healing.compile_graph_encoder) or (strokes padded to max_seq_len, images) (sampling.compile_encoder);
+        None for a decoder-only model."""
         if not self.conditional:
             return None
-        hps = self.hps
-        if hps.model_type == 'spgra':
-            g, p = hps.graph_number, hps.graph_picture_size
-            spec = [tf.TensorSpec([None, g, p, p], tf.uint8), tf.TensorSpec([None, g - 1, g - 1], tf.float32)]
-            return tf.function(lambda nodes, validity: self.net.encode(None, (nodes, validity)), input_signature=spec)
-        spec = [tf.TensorSpec([None, hps.max_seq_len + 1, 5], tf.float32),
-                tf.TensorSpec([None, hps.png_width, hps.png_width], tf.float32)]
-        return tf.function(self.net.encode, input_signature=spec)
+        if self.net.encoder_input == 'graph':
+            return sketch_healing.compile_graph_encoder(self.net)
+        encode = sampling.compile_encoder(self.net, self.hps.max_seq_len + 1)
+        return lambda strokes, images: encode(tf.constant(strokes), tf.constant(images))[0].numpy()
 
     def scale_factor(self, seq3):
         """The divisor of the model's stroke inputs: the training split's, or without --data_dir the sketch's own
@@ -213,13 +211,11 @@ class Playground:
         uniforms = np.random.default_rng(seed).random(spgra_data.patch_count(normalised, self.hps.graph_number))
         return spgra_data.hps_graphs([normalised], self.hps, prob, [uniforms])
 
-    def encode_stroke3(self, seq3, prob=0.0, seed=0):
-        """(mu [1, D], sigma2 [1, D]) of one stroke-3 sketch in dataset units (the model's own input form)."""
+    def encode_stroke3(self, seq3):
+        """mu [1, D] of one stroke-3 sketch in dataset units, read in the model's own input form."""
         hps = self.hps
-        if hps.model_type == 'spgra':
-            graphs = self.graphs(seq3, prob, seed)
-            mu, sigma2 = self.encode_fn(tf.constant(graphs.nodes), tf.constant(graphs.validity))
-            return mu.numpy(), sigma2.numpy()
+        if self.net.encoder_input == 'graph':
+            return self.encode_fn(self.graphs(seq3))
         normalised = seq3.copy()
         normalised[:, :2] /= self.scale_factor(seq3)
         if len(normalised) > hps.max_seq_len:
@@ -228,9 +224,7 @@ class Playground:
             strokes = np.zeros((1, hps.max_seq_len + 1, 5), np.float32)
         else:
             strokes = dataset.to_stroke5([normalised], hps.max_seq_len)
-        image = dataset.pixels_to_unit(raster.render_fast([seq3], hps.png_width, workers=1))
-        mu, sigma2 = self.encode_fn(tf.constant(strokes), tf.constant(image))
-        return mu.numpy(), sigma2.numpy()
+        return self.encode_fn(strokes, dataset.pixels_to_unit(raster.render_fast([seq3], hps.png_width, workers=1)))
 
     def placement(self, z):
         """{'gaussian', 'responsibilities'[, 'group', 'group_responsibilities']} of one code z [1, D]."""
@@ -267,7 +261,7 @@ class Playground:
             seq3 = canvas_to_stroke3(parse_strokes(source['strokes']))
         else:
             seq3, _ = self.test_sketch(number(source, 'test', 0, 0, 10 ** 9, integer=True))
-        return self.encode_stroke3(seq3)[0][0], seq3
+        return self.encode_stroke3(seq3)[0], seq3
 
     # -------------------------------------------------------------------------------------------- the page's steps
 
@@ -279,7 +273,7 @@ class Playground:
         count = number(body, 'count', 4, 1, MAX_COUNT, integer=True)
         seed = number(body, 'seed', 0, 0, MAX_SEED, integer=True)
         with self.lock:
-            mu, _ = self.encode_stroke3(seq3)
+            mu = self.encode_stroke3(seq3)
             result = dict(input=stroke3_json(seq3), **self.placement(mu))
             result['redrawings'] = self.redraw(np.repeat(mu, count, axis=0), temperature, seed)
         return result
@@ -326,7 +320,7 @@ class Playground:
         temperature = number(body, 'temperature', 0.24, 0.01, MAX_TEMPERATURE)
         seq3, category = self.test_sketch(index)
         with self.lock:
-            mu, _ = self.encode_stroke3(seq3)
+            mu = self.encode_stroke3(seq3)
             result = dict(index=index, category=category, real=stroke3_json(seq3), **self.placement(mu))
             result['redrawing'] = self.redraw(mu, temperature, seed)[0]
         return result
@@ -342,8 +336,7 @@ class Playground:
         seed = number(body, 'seed', 0, 0, MAX_SEED, integer=True)
         with self.lock:
             graphs = self.graphs(seq3, prob, seed)
-            mu, _ = self.encode_fn(tf.constant(graphs.nodes), tf.constant(graphs.validity))
-            healed = self.redraw(np.repeat(mu.numpy(), count, axis=0), temperature, seed)
+            healed = self.redraw(np.repeat(self.encode_fn(graphs), count, axis=0), temperature, seed)
         masked = (255 - graphs.nodes[0, 0]).astype(np.uint8)
         return dict(input=stroke3_json(seq3), masked_patches=[int(k) for k in graphs.masked[0]],
                     masked_image=masked.tolist(), healed=healed)

@@ -41,14 +41,20 @@ def choose_references(num_test, num, rng):
     return rng.permutation(num_test)[:num or num_test]
 
 
+def compile_encoder(net, rows):
+    """net.encode as one tf.function over any number of sketches: (strokes [N, rows, 5], images [N, W, W]) ->
+    (mu, sigma2); a stroke encoder's loop needs the static length `rows`."""
+    width = net.hps.png_width
+    return tf.function(net.encode, input_signature=[tf.TensorSpec([None, rows, 5], tf.float32),
+                                                    tf.TensorSpec([None, width, width], tf.float32)])
+
+
 def encode_batched(net, strokes, images, batch_size):
     """(mu, sigma2) as float32 numpy [N, D] of net.encode over chunks of batch_size (one compiled function).
     `strokes` [N, T+1, 5] feed stroke encoders, `images` [N, W, W] in [-1, 1] image encoders; None for the unused."""
     n = len(images if images is not None else strokes)
     width = net.hps.png_width
-    rows = strokes.shape[1] if strokes is not None else 1  # a stroke encoder's loop needs a static length
-    encode = tf.function(net.encode, input_signature=[tf.TensorSpec([None, rows, 5], tf.float32),
-                                                      tf.TensorSpec([None, width, width], tf.float32)])
+    encode = compile_encoder(net, strokes.shape[1] if strokes is not None else 1)
     mus, sigma2s = [], []
     for start in range(0, n, batch_size):
         size = min(batch_size, n - start)

@@ -75,13 +75,14 @@ def fit_canvas_to_render(canvas, render):
     return a, render.mean(axis=0) - a * canvas.mean(axis=0)
 
 
-def masked_render(seq3, graph_hps, masked, width):
-    """The seq2png render (uint8 [W, W], raster.render_fast) of a sketch with the squares of its masked patches
-    whitened: each masked patch's P x P square on the patch-graph canvas (spgra_data.layout, graph_hps) is mapped onto
-    the render by fit_canvas_to_render, and the pixels whose centres it covers are set to white (255)."""
-    image = raster.render_fast([seq3], width, workers=1)[0]
+def whiten_masked_squares(image, seq3, graph_hps, masked):
+    """The seq2png render `image` (uint8 [W, W]) of a sketch, copied, with the squares of its masked patches whitened:
+    each masked patch's P x P square on the patch-graph canvas (spgra_data.layout, graph_hps) is mapped onto the
+    render by fit_canvas_to_render, and the pixels whose centres it covers are set to white (255)."""
+    image = image.copy()
     if not masked:
         return image
+    width = image.shape[0]
     lay = spgra_data.layout(seq3, graph_hps.graph_number)
     x0, y0, scale = raster.drawing_geometry(seq3, width)
     render = np.concatenate([[[0.0, 0.0]], np.cumsum(np.asarray(seq3, np.float64)[:, 0:2], axis=0)]) * scale + [x0, y0]
@@ -114,15 +115,16 @@ class ImageHealing:
     the same masks as an SP-gra2seq model with graph settings graph_hps would draw, whitened on the seq2png render."""
 
     def __init__(self, net, graph_hps):
-        self.net, self.graph_hps, self.width = net, graph_hps, net.hps.png_width
+        self.graph_hps, self.width = graph_hps, net.hps.png_width
+        encode = sampling.compile_encoder(net, 1)
+        self.encode = lambda images: encode(tf.zeros([len(images), 1, 5]), dataset.pixels_to_unit(images))[0].numpy()
 
     def codes(self, sketches, prob, seeds):
         masked = spgra_data.healing_graphs(sketches, self.graph_hps, prob, seeds).masked
-        full = np.stack([masked_render(seq, self.graph_hps, [], self.width) for seq in sketches])
-        holed = np.stack([masked_render(seq, self.graph_hps, m, self.width) for seq, m in zip(sketches, masked)])
-        real, _ = sampling.encode_batched(self.net, None, dataset.pixels_to_unit(full), len(sketches))
-        z, _ = sampling.encode_batched(self.net, None, dataset.pixels_to_unit(holed), len(sketches))
-        return real, z, holed, masked
+        full = raster.render_fast(sketches, self.width, workers=1)
+        holed = np.stack([whiten_masked_squares(image, seq, self.graph_hps, m)
+                          for image, seq, m in zip(full, sketches, masked)])
+        return self.encode(full), self.encode(holed), holed, masked
 
 
 def heal(net, test_set, output_dir, prob, num_per_category=0, mask_seed_file=None, temperature=0.24, seed=0,
