@@ -28,21 +28,18 @@ cross-entropy, early stopping on the validation loss with the best epoch's weigh
     python3 classifier.py --mode=train --data_dir=data --categories=bee,bus,car,cat,flower --output_dir=runs/clf
     python3 classifier.py --mode=eval --data_dir=data --model_dir=runs/clf
 """
+import program  # first: it sets TensorFlow's start-up switches
+
+# isort: split
 import os
 
+from absl import flags
+
 import hyperparams
-import utils
-
-utils.tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
-
-from absl import app, flags  # noqa: E402
-
-import rec_classifier  # noqa: E402
+import rec_classifier
 
 
 def define_flags():
-    """The command-line flags, defined only when run as a program, so that tests and other programs can import
-    this module beside theirs."""
     flags.DEFINE_enum('mode', 'train', ['train', 'eval'], 'train: fit a classifier; eval: its accuracy on real '
                       'images (the Rec ceiling).')
     flags.DEFINE_string('data_dir', 'data', 'Directory holding <category>_png.npz (made by seq2png.py).')
@@ -57,27 +54,21 @@ def define_flags():
     flags.DEFINE_integer('patience', 5, 'Stop after this many epochs without a lower valid loss.')
 
 
-FLAGS = flags.FLAGS
-
-
-@utils.cli_main
-def main(argv):
-    if len(argv) > 1:
-        raise utils.UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if FLAGS.mode == 'train':
-        categories = hyperparams.parse_categories(FLAGS.categories)
-        _, config = rec_classifier.train_classifier(FLAGS.data_dir, categories, FLAGS.output_dir, FLAGS.epochs,
-                                                    FLAGS.batch_size, FLAGS.seed, FLAGS.channel_scale, FLAGS.patience)
-        model_path = os.path.join(FLAGS.output_dir, rec_classifier.MODEL_FILE)
+def main(cfg):
+    if cfg.mode == 'train':
+        categories = hyperparams.parse_categories(cfg.categories)
+        _, config = rec_classifier.train_classifier(
+            cfg.data_dir, categories, cfg.output_dir, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
+            channel_scale=cfg.channel_scale, patience=cfg.patience)
+        model_path = os.path.join(cfg.output_dir, rec_classifier.MODEL_FILE)
         print(f"saved {model_path}: best epoch {config['best_epoch']} of "
               f"{config['epochs_run']}, valid accuracy {config['valid_accuracy']:.2%}, {config['train_seconds']} s")
     else:   # eval
-        model_dir = FLAGS.model_dir or FLAGS.output_dir
-        accuracy, per_category = rec_classifier.evaluate(model_dir, FLAGS.data_dir, FLAGS.split)
-        print(f'{model_dir} on the real {FLAGS.split} images of {FLAGS.data_dir}:')
+        model_dir = cfg.model_dir or cfg.output_dir
+        accuracy, per_category = rec_classifier.evaluate(model_dir, cfg.data_dir, cfg.split)
+        print(f'{model_dir} on the real {cfg.split} images of {cfg.data_dir}:')
         print(rec_classifier.format_accuracy(accuracy, per_category))
 
 
 if __name__ == '__main__':
-    define_flags()
-    app.run(main)
+    program.run(main, define_flags)

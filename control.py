@@ -25,23 +25,20 @@ Every column of a grid is decoded as one batch with the same seed, so the column
 their codes (common random numbers): the s = 0 column is exactly the plain decode of the codes.
 """
 import collections
-import functools
 import os
 import re
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
 import raster
 import sampling
+import sketch_healing
 import utils
 from model import ALIVE_FRACTION, is_alive
+from tile_grids import labelled_grid, tile_grid, write_png
 
 KINDS = ('gaussian', 'group')
 BATCH = 256           # codes encoded or decoded at once
-FONT_SIZE = 14
-GAP = 2               # pixels between tiles
-MARGIN = 6            # pixels around a label
 MAX_MIX = 3           # categories named in an overview label
 
 Component = collections.namedtuple('Component', 'kind index weight alive')
@@ -102,47 +99,6 @@ def component_codes(net, component, n, rng):
         return sampling.gmm_codes(n, weights, means, variances, rng, component.index)
     _, q_ji = group_weights(net)
     return sampling.gmm_codes(n, q_ji[:, component.index], means, variances, rng)
-
-
-# ------------------------------------------------------------------------------------------------ pictures
-
-@functools.cache
-def font():
-    return ImageFont.load_default(size=FONT_SIZE)
-
-
-def text_width(text):
-    left, _, right, _ = font().getbbox(text)
-    return right - left
-
-
-def tile_grid(images, columns):
-    """Rows of `columns` tiles (the last row padded with white tiles) for sampling.strip_image."""
-    white = np.full_like(images[0], 255)
-    tiles = list(images) + [white] * (-len(images) % columns)
-    return [tiles[start:start + columns] for start in range(0, len(tiles), columns)]
-
-
-def labelled_grid(rows, row_labels=None, column_labels=None):
-    """RGB uint8 picture of rows of equal-size uint8 [W, W] tiles with a label left of every row and above every
-    column (either may be None)."""
-    width = rows[0][0].shape[0]
-    grid = sampling.strip_image(rows, GAP)
-    left = max(map(text_width, row_labels)) + 2 * MARGIN if row_labels else 0
-    top = FONT_SIZE + 2 * MARGIN if column_labels else 0
-    canvas = Image.new('RGB', (left + grid.shape[1], top + grid.shape[0]), 'white')
-    canvas.paste(Image.fromarray(grid, 'L').convert('RGB'), (left, top))
-    draw = ImageDraw.Draw(canvas)
-    for r, label in enumerate(row_labels or ()):
-        draw.text((MARGIN, top + r * (width + GAP) + width // 2), label, fill='black', font=font(), anchor='lm')
-    for c, label in enumerate(column_labels or ()):
-        draw.text((left + c * (width + GAP) + width // 2, top // 2), label, fill='black', font=font(), anchor='mm')
-    return np.asarray(canvas)
-
-
-def write_png(path, pixels):
-    utils.atomic_write_bytes(path, sampling.png_bytes(pixels))
-    return path
 
 
 # ------------------------------------------------------------------------------------------------ decoding
@@ -269,6 +225,40 @@ def reconstruction_pairs(net, test_set, output_dir, pairs_per_category=4, temper
     os.makedirs(output_dir, exist_ok=True)
     path = write_png(os.path.join(output_dir, 'pairs.png'), labelled_grid(rows, list(net.hps.categories), labels))
     return path, shown
+
+
+def healing_triplets(sample_dir, mask_hps, mask_set, output_dir, per_category=4, tile_width=96):
+    """Write healing.png for a directory of healed sketches (sample.py --prob, by SP-gra2seq or by an image model
+    with --mask_model_dir): one row per category of its first `per_category` sketches, each as original | masked |
+    healed: the test sketch, the same render with its masked patches (mask_<c>_<n>.npy) whitened as the image-model
+    baseline sees them (sketch_healing.whiten_masked_squares), and the healed sketch (strokes_<c>_<n>.npy). mask_hps,
+    mask_set: the SP-gra2seq model that drew the masks and its test split. Returns the path."""
+    if per_category < 1:
+        raise utils.UserError(f'--pairs_per_category={per_category} must be positive')
+    rows = []
+    for index, category in enumerate(mask_hps.categories):
+        members = sampling.category_rows(mask_set, index)[:per_category]
+        originals = [mask_set.strokes[i] for i in members]
+        masks = [read_sample_npy(sample_dir, f'mask_{category}_{n}.npy') for n in range(len(members))]
+        healed = [read_sample_npy(sample_dir, f'strokes_{category}_{n}.npy') for n in range(len(members))]
+        real = raster.render_fast(originals, tile_width, workers=1)
+        masked = [sketch_healing.whiten_masked_squares(image, seq, mask_hps, mask.tolist())
+                  for image, seq, mask in zip(real, originals, masks)]
+        drawn = raster.render_fast(healed, tile_width, workers=1)
+        rows.append([tile for triplet in zip(real, masked, drawn) for tile in triplet])
+    labels = ['original', 'masked', 'healed'] * max(len(row) // 3 for row in rows)
+    width = max(len(row) for row in rows)
+    rows = [row + [np.full((tile_width, tile_width), 255, np.uint8)] * (width - len(row)) for row in rows]
+    os.makedirs(output_dir, exist_ok=True)
+    return write_png(os.path.join(output_dir, 'healing.png'), labelled_grid(rows, list(mask_hps.categories), labels))
+
+
+def read_sample_npy(sample_dir, name):
+    """An .npy file of a sample directory, or a UserError naming it."""
+    path = os.path.join(sample_dir, name)
+    if not os.path.isfile(path):
+        raise utils.UserError(f'missing {path}: --sample_dir must be a healing directory (sample.py --prob)')
+    return np.load(path)
 
 
 # ------------------------------------------------------------------------------------------------ latent points

@@ -8,17 +8,17 @@ write the hparam names alone: then give the categories, and max_seq_len if not m
 The output directory holds model_config.json and the checkpoint `vector-<epoch>`, ready for sample.py,
 retrieval.py, visualization.py and train.py --resume_training. The variable map: docs/tf1_checkpoints.md.
 """
-import utils
+import program  # first: it sets TensorFlow's start-up switches
 
-utils.tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
+# isort: split
 
-from absl import app, flags, logging  # noqa: E402
 
-import tf1_checkpoint  # noqa: E402
+from absl import flags, logging
+
+import tf1_checkpoint
 
 
 def define_flags():
-    """The command-line flags, defined only when run as a program."""
     flags.DEFINE_string('tf1_checkpoint', None, 'Checkpoint prefix (e.g. run/vector-12) or a directory with a '
                         '`checkpoint` state file (its latest checkpoint).')
     flags.DEFINE_string('config', None, "The original's model_config.json.")
@@ -27,16 +27,11 @@ def define_flags():
     flags.mark_flags_as_required(['tf1_checkpoint', 'config', 'output_dir'])
 
 
-@utils.cli_main
-def main(argv):
-    if len(argv) > 1:
-        raise utils.UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-    cfg = flags.FLAGS
+def main(cfg):
     logging.set_verbosity(logging.WARNING)   # TensorFlow logs the checkpoint save at INFO
     path, hps, step = tf1_checkpoint.convert(cfg.tf1_checkpoint, cfg.config, cfg.output_dir, cfg.hparams)
     print(f'wrote {path} ({hps.model_type}, dec_model {hps.dec_model}, step {step}) and model_config.json')
 
 
 if __name__ == '__main__':
-    define_flags()
-    app.run(main)
+    program.run(main, define_flags)

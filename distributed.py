@@ -1,11 +1,11 @@
 """Data-parallel training with tf.distribute: the strategies of `train.py --strategy` and their compiled steps.
 
-    default       one device, no strategy: model.compile_steps, unchanged
+    default       one device, no strategy: sketch_model.compile_steps, unchanged
     mirrored      tf.distribute.MirroredStrategy over every local GPU, or over --devices
     multi_worker  tf.distribute.MultiWorkerMirroredStrategy over the cluster described by TF_CONFIG
 
 hparam batch_size is the global batch: every worker builds the same global batch (same seed, same shuffle) and each
-replica trains on its 1/R slice. Every statistic over the batch is the global batch's (model.ReplicaBatch): the
+replica trains on its 1/R slice. Every statistic over the batch is the global batch's (ReplicaBatch): the
 latent-mixture updates all-reduce their sufficient statistics and the gradients are averaged before clipping, so a
 step on R replicas equals the single-device step on the same global batch up to float rounding. Variables are
 mirrored, so checkpoints hold one copy of each and load into a single-device model and back.
@@ -15,7 +15,7 @@ import os
 
 import tensorflow as tf
 
-import model
+import sketch_model
 import utils
 
 HEARTBEAT_SECONDS = 60  # a worker silent this long is taken for dead (TensorFlow's default 10 s aborts loaded runs)
@@ -166,17 +166,42 @@ def shared_seed(strategy, seed):
 
 # ------------------------------------------------------------------------------------------------ compiled steps
 
-def compile_steps(strategy, net, batch_size, max_seq_len, image_size):
-    """Distributed train and eval steps with model.compile_steps' interface: each takes the global batch (strokes
-    [B, T+1, 5], the model's image_spec input, step, seed) and returns the losses averaged over the replicas (eval
-    also the winners of every code, in batch order). The model's batch statistics become the global batch's
-    (model.ReplicaBatch)."""
+class ReplicaBatch(sketch_model.LocalBatch):
+    """The same inside `strategy.run` of a tf.distribute strategy, where every replica holds an equal shard of the
+    global batch: partial sums are all-reduced (SUM), so that every replica computes the single-device statistic of
+    the global batch (and the gradient of an all-sum is the all-sum of the gradients); gradients are averaged (MEAN),
+    the gradient of the global mean loss when each replica's loss is the mean over its shard."""
+
+    def total(self, partial):
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, partial)
+
+    def mean(self, x, axis=0):
+        count = tf.size(x) if axis is None else tf.shape(x)[0]
+        return self.total(tf.reduce_sum(x, axis=axis)) / self.total(tf.cast(count, x.dtype))
+
+    def size(self, x):
+        return self.total(super().size(x))
+
+    def average(self, grads):
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, grads)
+
+    def shard_seed(self, seed):
+        """Each replica folds its index into the step seed, so that shards draw different noise."""
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        return tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), replica)
+
+
+def compile_replica_steps(strategy, net, batch_size, max_seq_len, image_size):
+    """Distributed train and eval steps with sketch_model.compile_steps' interface: each takes the global batch
+    (strokes [B, T+1, 5], the model's image_spec input, step, seed) and returns the losses averaged over the replicas
+    (eval also the winners of every code, in batch order). The model's batch statistics become the global batch's
+    (ReplicaBatch)."""
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
         raise utils.UserError(f'batch_size={batch_size} does not split over the {replicas} replicas of the '
                               f'strategy: use a multiple of {replicas}')
     local = batch_size // replicas
-    net.batch = model.ReplicaBatch()
+    net.batch = ReplicaBatch()
 
     def shard(tensors):
         """This replica's rows of the global batch (of each tensor of a nest): slice replica_id of R equal slices."""

@@ -13,7 +13,7 @@ import model_sketch_rnn
 import model_spgra
 import utils
 
-# model_type -> the class implementing it (the interface: model.SketchModel; docs/model_interface.md)
+# model_type -> the class implementing it (the interface: sketch_model.SketchModel; docs/model_interface.md)
 MODEL_TYPES = {'rpcl': model.RPCLPix2Seq, 'rpclh': model_rpclh.RPCLPix2SeqH, 'ia': model_ia.IAPix2Seq,
                'sketch_rnn': model_sketch_rnn.SketchRNN, 'spgra': model_spgra.SPGra2Seq}
 

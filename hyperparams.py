@@ -294,7 +294,6 @@ def save_hparams_json(hps, path):
     atomic_write_bytes(path, (hps.to_json() + '\n').encode('utf-8'))
 
 
-
 def parse_categories(values):
     """Category names from --categories values: repeated flags, 'bee,bus', "{'bee','bus'}" or "[bee, bus]"."""
     names = []

@@ -4,17 +4,15 @@ thumbnail canvas, the scatter plots coloured by latent component, and the figure
 import io
 import os
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from PIL import Image
+from sklearn.manifold import TSNE
 
-matplotlib.use('Agg')
+import sampling
+import utils
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-from sklearn.manifold import TSNE  # noqa: E402
-
-import sampling  # noqa: E402
-import utils  # noqa: E402
+plt.switch_backend('Agg')   # figures are written to files: no window, no display needed
 
 MIN_TILE = 16  # smallest --tile_width
 

@@ -210,3 +210,31 @@ def encode_generated(net, samples, sample_dir, batch_size=256):
     strokes = generated_strokes5(samples, sample_dir, net.hps.max_seq_len)
     mu, _ = sampling.encode_batched(net, strokes, None, batch_size)
     return mu
+
+
+# ------------------------------------------------------------------------------------------------ every score
+
+def score_samples(net, samples, sample_dir, classifier=None, batch_size=256, chunk=256):
+    """Every score of a sample directory written by sample.py (docs/metrics.md), as retrieval.py prints them
+    (score_lines) and the reproduction study stores them: {'ret': {k: Ret@k}, 'knn': code 5-NN accuracy,
+    'mixture': mixture_report's lines} and, given classifier = (model, its categories), 'rec' and
+    'rec_by_category' {category: Rec}. A new metric goes here and in score_lines (docs/layout.md#a-new-metric)."""
+    generated = encode_generated(net, samples, sample_dir, batch_size=batch_size)
+    scores = dict(ret=ret_scores(samples.codes, generated, chunk=chunk),
+                  knn=knn_accuracy(samples.codes, samples.category_ids),
+                  mixture=mixture_report(net, samples, net.hps.categories))
+    if classifier is not None:
+        scores['rec'], scores['rec_by_category'] = rec_score(*classifier, samples.images, samples.category_ids,
+                                                             net.hps.categories)
+    return scores
+
+
+def score_lines(scores):
+    """The lines retrieval.py prints for score_samples' dict."""
+    lines = [f'Top {k} Ret: {value:.4f}' for k, value in scores['ret'].items()]
+    lines.append(f"Code {KNN}-NN: {scores['knn']:.4f} (leave-one-out category accuracy of the real test codes)")
+    lines += scores['mixture']
+    if 'rec' in scores:
+        lines += [f'Rec {category}: {value:.4f}' for category, value in scores['rec_by_category'].items()]
+        lines.append(f"Rec: {scores['rec']:.4f}")
+    return lines

@@ -2,7 +2,8 @@
 
 Reads top to bottom: initialisers and layers, the CNN encoder q(z|x), the deconv regulariser, the stroke decoder
 with its mixture density output, the reconstruction loss, the latent Gaussian mixture (E-step, EM and RPCL
-M-steps, KL terms), the schedules, Adam, and the model that ties them into one compiled training step.
+M-steps, the smoothed update, KL terms), the schedules, and the model that ties them together. What every model
+type shares beyond these parts (the interface, the training step, Adam) is in sketch_model.py.
 
 Everything is a `tf.Module` holding plain `tf.Variable`s, so one `tf.train.Checkpoint` saves the weights, the
 non-trainable latent GMM (`de_alpha`, `de_mu`, `de_sigma2`) and the optimiser slots together.
@@ -12,8 +13,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-import dataset
 import rnn
+import sketch_model
 
 NUM_MDN = 20            # M: components of the stroke decoder's mixture density output (hparam mdn_components)
 ETA = 0.05              # smoothing rate of every latent-GMM update: p <- (1 - ETA) p + ETA p_hat
@@ -243,6 +244,11 @@ class StrokeDecoder(tf.Module):
         padding = tf.tile(tf.constant([[[0.0, 0.0, 0.0, 0.0, 1.0]]]), [n, num_steps - done, 1])
         return tf.concat([out, padding], axis=1)
 
+    def z_dependence(self, strokes, z):
+        """How much the teacher-forced decoding of stroke-5 sketches [B, T+1, 5] depends on their codes z (see
+        z_dependence below)."""
+        return z_dependence(lambda codes: self(strokes[:, :-1], codes, training=False), strokes, z)
+
 
 # ---------------------------------------------------------------------------------------- mixture density output
 
@@ -275,6 +281,15 @@ def reconstruction_loss(params, targets, mask_pen):
     if mask_pen:
         pen_loss = pen_loss * real
     return tf.reduce_mean(tf.reduce_sum(offset_loss + pen_loss, axis=1))
+
+
+def z_dependence(decode, strokes, z):
+    """Reconstruction loss (pen masked, summed over time, mean over sketches) with z rolled by one across the batch
+    (every sketch gets another's code) minus the loss with each sketch's own z: about 0 when the decoder ignores z
+    (posterior collapse), larger the more it uses it. `decode(z)` gives the MDN parameters of the batch."""
+    targets = strokes[:, 1:]
+    own = reconstruction_loss(decode(z), targets, mask_pen=True)
+    return reconstruction_loss(decode(tf.roll(z, 1, axis=0)), targets, mask_pen=True) - own
 
 
 def image_loss(images, recon, kind='square'):
@@ -317,61 +332,6 @@ def draw_seeds(seed, count):
 def reparameterise(mu, std, seed):
     """z = mu + std * eps, eps ~ N(0, I) drawn from the stateless `seed`."""
     return mu + std * tf.random.stateless_normal(tf.shape(mu), seed=seed)
-
-
-# ------------------------------------------------------------------------------------------------ batch statistics
-
-class LocalBatch:
-    """Sums and means over the batch when the whole batch is on one device: the partial sums are the totals, so the
-    single-device step has no extra ops."""
-
-    def total(self, partial):
-        """The global batch's sum of a quantity whose sum over this device's rows is `partial`."""
-        return partial
-
-    def mean(self, x, axis=0):
-        """Mean of x over the batch axis 0 (axis=None: over every element)."""
-        return tf.reduce_mean(x, axis=axis)
-
-    def size(self, x):
-        """B, the number of rows of the (global) batch, in x's dtype."""
-        return tf.cast(tf.shape(x)[0], x.dtype)
-
-    def average(self, grads):
-        """Gradients of the global batch's mean loss from this device's gradients."""
-        return grads
-
-    def shard_seed(self, seed):
-        """The stateless seed of this device's shard of the step's noise: the step seed itself."""
-        return seed
-
-
-class ReplicaBatch(LocalBatch):
-    """The same inside `strategy.run` of a tf.distribute strategy, where every replica holds an equal shard of the
-    global batch: partial sums are all-reduced (SUM), so that every replica computes the single-device statistic of
-    the global batch (and the gradient of an all-sum is the all-sum of the gradients); gradients are averaged (MEAN),
-    the gradient of the global mean loss when each replica's loss is the mean over its shard."""
-
-    def total(self, partial):
-        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, partial)
-
-    def mean(self, x, axis=0):
-        count = tf.size(x) if axis is None else tf.shape(x)[0]
-        return self.total(tf.reduce_sum(x, axis=axis)) / self.total(tf.cast(count, x.dtype))
-
-    def size(self, x):
-        return self.total(super().size(x))
-
-    def average(self, grads):
-        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, grads)
-
-    def shard_seed(self, seed):
-        """Each replica folds its index into the step seed, so that shards draw different noise."""
-        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        return tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), replica)
-
-
-LOCAL_BATCH = LocalBatch()
 
 
 # ------------------------------------------------------------------------------------------------ latent GMM
@@ -440,7 +400,7 @@ def rpcl_weights(gamma):
     return tf.one_hot(top2[:, 0], k) - DELEARN * tf.one_hot(top2[:, 1], k)
 
 
-def m_step(weights, mu, sigma2, batch=LOCAL_BATCH):
+def m_step(weights, mu, sigma2, batch=sketch_model.LOCAL_BATCH):
     """Batch estimates: n_k = sum_b w; m_hat = sum_b w y / n; v_hat = sum_b w [(y - m_hat)^2 + s2] / n; a_hat = n / B.
 
     Every sum over b is `batch.total` of this device's sum: the global batch's under tf.distribute (two rounds, as
@@ -453,14 +413,18 @@ def m_step(weights, mu, sigma2, batch=LOCAL_BATCH):
     return alpha_hat, m_hat, v_hat
 
 
-def smooth_update(old, estimate):
-    """(alpha, mu, sigma2) <- 0.95 old + 0.05 estimate; sigma2 clipped to [1e-10, 1e10]; alpha clipped to [0, 1]
-    and renormalised."""
+def ema(old, estimate):
+    """old <- (1 - ETA) old + ETA estimate = 0.95 old + 0.05 estimate: the smoothing of every latent-mixture update."""
+    return (1 - ETA) * old + ETA * estimate
+
+
+def smooth_update(old, estimate, alpha_floor=0.0, sigma2_ceiling=1e10):
+    """(alpha, mu, sigma2) <- ema(old, estimate); sigma2 clipped to [1e-10, sigma2_ceiling]; alpha clipped to
+    [alpha_floor, 1] and normalised. RPCL-pix2seq's bounds are the defaults; IA-pix2seq's are 1e-10 and 1e5."""
     (alpha, mu, sigma2), (alpha_hat, m_hat, v_hat) = old, estimate
-    new_mu = (1 - ETA) * mu + ETA * m_hat
-    new_sigma2 = tf.clip_by_value((1 - ETA) * sigma2 + ETA * v_hat, 1e-10, 1e10)
-    new_alpha = tf.clip_by_value((1 - ETA) * alpha + ETA * alpha_hat, 0.0, 1.0)
-    return new_alpha / tf.reduce_sum(new_alpha), new_mu, new_sigma2
+    new_sigma2 = tf.clip_by_value(ema(sigma2, v_hat), 1e-10, sigma2_ceiling)
+    new_alpha = tf.clip_by_value(ema(alpha, alpha_hat), alpha_floor, 1.0)
+    return new_alpha / tf.reduce_sum(new_alpha), ema(mu, m_hat), new_sigma2
 
 
 def is_rpcl_step(step, start=RPCL_START):
@@ -468,7 +432,7 @@ def is_rpcl_step(step, start=RPCL_START):
     return tf.logical_and(step > start, tf.math.floormod(step, RPCL_EVERY) == 0)
 
 
-def gmm_update(gamma, mu, sigma2, gmm_params, step, batch=LOCAL_BATCH):
+def gmm_update(gamma, mu, sigma2, gmm_params, step, batch=sketch_model.LOCAL_BATCH):
     """One EM or RPCL update of the latent GMM from the encoder means mu and variances sigma2 (statistics over
     `batch`)."""
     weights = tf.where(is_rpcl_step(step), rpcl_weights(gamma), gamma)
@@ -507,119 +471,9 @@ def learning_rate(step, hps):
     return tf.cast((hps.learning_rate - hps.min_learning_rate) * decay + hps.min_learning_rate, tf.float32)
 
 
-class Adam(tf.Module):
-    """Adam as TF1's AdamOptimizer: lr_t = lr sqrt(1 - b2^t) / (1 - b1^t); var -= lr_t m / (sqrt(v) + eps)."""
-
-    def __init__(self, variables, beta_1=0.5, beta_2=0.999, epsilon=1e-8, name='adam'):
-        super().__init__(name=name)
-        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
-        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name='iterations')
-        self.m = [tf.Variable(tf.zeros_like(v), trainable=False, name='m') for v in variables]
-        self.v = [tf.Variable(tf.zeros_like(v), trainable=False, name='v') for v in variables]
-
-    def apply(self, grads, variables, lr):
-        t = tf.cast(self.iterations + 1, tf.float32)
-        lr_t = lr * tf.sqrt(1.0 - tf.pow(self.beta_2, t)) / (1.0 - tf.pow(self.beta_1, t))
-        for g, var, m, v in zip(grads, variables, self.m, self.v):
-            m.assign(self.beta_1 * m + (1.0 - self.beta_1) * g)
-            v.assign(self.beta_2 * v + (1.0 - self.beta_2) * tf.square(g))
-            var.assign_sub(lr_t * m / (tf.sqrt(v) + self.epsilon))
-        self.iterations.assign_add(1)
-
-
 # ------------------------------------------------------------------------------------------------ the model
 
-class SketchModel(tf.Module):
-    """The interface every model type implements (docs/model_interface.md); callers ask the model, never its
-    model_type. A subclass defines `losses(strokes, images, step, training, seed) -> (losses dict, new
-    non-trainable state or None, posterior over latent components [B, K])`, `learning_rate(step)`, `encode` and,
-    with a latent mixture, `mixture_weights`, `gaussian_index`, `labels` and `assign_state`; it owns `hps`,
-    `decoder` (a StrokeDecoder: `generate` draws sketches from codes) and `optimizer`.
-
-    `batch` takes every statistic over the batch (latent-mixture updates, gradients): LOCAL_BATCH on one device,
-    a ReplicaBatch when the steps run as replicas of a tf.distribute strategy (distributed.py)."""
-
-    encoder_input = 'image'   # what encode() reads: 'image' (rasterised sketches), 'strokes' or 'graph' (patches)
-
-    batch = LOCAL_BATCH
-
-    def train_step(self, strokes, images, step, seed):
-        """Forward, gradients (clipped by clip_gradients), then the optimiser and the new state, both only if the
-        loss, every clipped gradient and the new state are finite: out['finite'] is 1.0 for an applied step and
-        0.0 for a skipped one, which changes no variable. Every random draw comes from `seed` ([2] int64)."""
-        variables = self.trainable_variables
-        with tf.GradientTape() as tape:
-            out, new_state, _ = self.losses(strokes, images, step, training=True, seed=self.batch.shard_seed(seed))
-        grads = self.clip_gradients(self.batch.average(tape.gradient(out['loss'], variables)))
-        out['learning_rate'] = self.learning_rate(step)
-        out['finite'] = self.all_finite([out['loss'], *grads, *tf.nest.flatten(new_state)])
-        tf.cond(out['finite'] > 0, lambda: self.apply_update(grads, variables, out['learning_rate'], new_state),
-                lambda: None)
-        return out
-
-    def all_finite(self, tensors):
-        """1.0 if no element of the tensors (None entries ignored) is NaN or infinite on any replica, else 0.0."""
-        bad = tf.add_n([tf.reduce_sum(tf.cast(~tf.math.is_finite(t), tf.float32)) for t in tensors if t is not None])
-        return tf.cast(self.batch.total(bad) == 0, tf.float32)
-
-    def apply_update(self, grads, variables, lr, new_state):
-        """One optimiser step and the new non-trainable state."""
-        self.optimizer.apply(grads, variables, lr)
-        self.assign_state(new_state)
-
-    def clip_gradients(self, grads):
-        """Element-wise clip of every gradient to [-grad_clip, grad_clip]."""
-        clip = self.hps.grad_clip
-        return [tf.clip_by_value(g, -clip, clip) for g in grads]
-
-    def image_spec(self, batch_size, image_size):
-        """The image input of the compiled steps: float32 [B, W, W] in [-1, 1]."""
-        return tf.TensorSpec([batch_size, image_size, image_size], tf.float32)
-
-    @classmethod
-    def load_splits(cls, data_dir, hps):
-        """(train, valid, test, hps with max_seq_len) loaders of what the model reads: stroke-5 batches, with their
-        images when the encoder reads images (docs/model.md#data)."""
-        return dataset.load_dataset(data_dir, hps, png_required=cls.encoder_input == 'image')
-
-    def encode(self, strokes, images):
-        """q(z|x) of a batch: (mu [B, D], sigma2 [B, D]), read from the input named by `encoder_input`."""
-        raise NotImplementedError
-
-    def mixture_weights(self):
-        """Prior weights of the latent Gaussians [K], or None for a model without a latent mixture."""
-        return None
-
-    def group_weights(self):
-        """(q(i) [I], q(j|i) [J, I]) of a two-level latent hierarchy, or None."""
-        return None
-
-    def group_responsibilities(self, z):
-        """p(i|z) [N, I] over the groups of a two-level latent hierarchy, or None."""
-        del z
-        return None
-
-    def gaussian_index(self, z):
-        """The latent Gaussian of each code z [N, D] (int64 [N]); 0 for every code without a latent mixture."""
-        return tf.zeros([tf.shape(z)[0]], tf.int64)
-
-    def labels(self, z, mu, sigma2, transient=False):
-        """{sample file prefix: int64 labels [N]} of codes z [N, D] whose references have encoder outputs (mu,
-        sigma2); {} without a latent mixture. `transient` only matters for RPCL-pix2seqH."""
-        del z, mu, sigma2, transient
-        return {}
-
-    def eval_step(self, strokes, images, step, seed):
-        """Validation losses (dropout off; models that sample z in validation draw it from `seed`), the
-        z-dependence of the decoder, and each code's winning latent component; no state changes."""
-        out, _, posterior = self.losses(strokes, images, step, training=False, seed=self.batch.shard_seed(seed))
-        mu, _ = self.encode(strokes, images)
-        out['z_dependence'] = z_dependence(lambda z: self.decoder(strokes[:, :-1], z, training=False), strokes, mu)
-        out['winners'] = tf.argmax(posterior, axis=1)
-        return out
-
-
-class RPCLPix2Seq(SketchModel):
+class RPCLPix2Seq(sketch_model.SketchModel):
     """Encoder, latent GMM, stroke decoder and deconv regulariser of RPCL-pix2seq."""
 
     def __init__(self, hps, name='rpcl_pix2seq'):
@@ -629,7 +483,7 @@ class RPCLPix2Seq(SketchModel):
         self.image_decoder = ImageDecoder(hps.z_size, hps.png_width, hps.init)
         self.decoder = StrokeDecoder(hps, hps.z_size)
         self.gmm = self.make_prior(hps)
-        self.optimizer = Adam(self.trainable_variables)
+        self.optimizer = sketch_model.Adam(self.trainable_variables)
 
     def make_prior(self, hps):
         """The latent mixture: K = num_mixture * num_sub Gaussians."""
@@ -682,25 +536,3 @@ class RPCLPix2Seq(SketchModel):
         out['loss'] = (out['kl_weight'] * (out['alpha_loss'] + out['gaussian_loss']) + out['lil_loss']
                        + hps.de_weight * out['de_loss'])
         return out, new_gmm, gamma
-
-
-def z_dependence(decode, strokes, z):
-    """Reconstruction loss (pen masked, summed over time, mean over sketches) with z rolled by one across the batch
-    (every sketch gets another's code) minus the loss with each sketch's own z: about 0 when the decoder ignores z
-    (posterior collapse), larger the more it uses it. `decode(z)` gives the MDN parameters of the batch."""
-    targets = strokes[:, 1:]
-    own = reconstruction_loss(decode(z), targets, mask_pen=True)
-    return reconstruction_loss(decode(tf.roll(z, 1, axis=0)), targets, mask_pen=True) - own
-
-
-def compile_steps(model, batch_size, max_seq_len, image_size, jit_compile=False, bucketed=False):
-    """tf.function train and eval steps over (strokes [B, T+1, 5], the model's image_spec ([B, W, W]), an int64
-    step, a [2] int64 seed). The shapes are static, so each step compiles once; with `bucketed` (length-bucketed
-    training batches, hparam bucket_width) the training step compiles once per batch length instead."""
-    signature = [tf.TensorSpec([batch_size, max_seq_len + 1, 5], tf.float32),
-                 model.image_spec(batch_size, image_size),
-                 tf.TensorSpec([], tf.int64),
-                 tf.TensorSpec([2], tf.int64)]
-    train = tf.function(model.train_step, input_signature=None if bucketed else signature, jit_compile=jit_compile)
-    evaluate = tf.function(model.eval_step, input_signature=signature, jit_compile=jit_compile)
-    return train, evaluate

@@ -15,6 +15,7 @@ import math
 import tensorflow as tf
 
 import model
+import sketch_model
 
 SIGMA2_FLOOR, SIGMA2_CEILING = 0.1, 1e5  # encoder variance clip, and the GMM variance ceiling
 DELTA_MIN, DELTA_MAX = -1.0001, 1.0       # clip of the harmony weights' delta
@@ -43,29 +44,26 @@ def harmony_weights(gamma, sigma2, de_sigma2):
     return gamma * (1.0 + tf.clip_by_value(delta, DELTA_MIN, DELTA_MAX))
 
 
-def m_step(w, z, sigma2, gmm_params, batch=model.LOCAL_BATCH):
-    """m_hat = sum_b w z / n; v_hat = sum_b w [s2 + (z - m_old)^2] / n with the OLD mean; a_hat = mean_b w
-    (n = sum_b w + 1e-10; sums and means over the global batch under tf.distribute); then 0.95 / 0.05 smoothing,
-    v clipped to [1e-10, 1e5], alpha to [1e-10, 1] and normalised. Returns (alpha, mu, sigma2)."""
-    de_alpha, de_mu, de_sigma2 = gmm_params
+def m_step(w, z, sigma2, de_mu, batch=sketch_model.LOCAL_BATCH):
+    """Batch estimates: n = sum_b w + 1e-10; m_hat = sum_b w z / n; v_hat = sum_b w [s2 + (z - m_old)^2] / n with the
+    OLD mean de_mu (RPCL-pix2seq's uses m_hat); a_hat = mean_b w. Sums and means over the global batch under
+    tf.distribute (`batch`). Returns (a_hat, m_hat, v_hat)."""
     n = batch.total(tf.reduce_sum(w, axis=0))[:, None] + 1e-10
     m_hat = batch.total(tf.matmul(w, z, transpose_a=True)) / n
     sq = sigma2[:, None, :] + tf.square(z[:, None, :] - de_mu[None, :, :])
     v_hat = batch.total(tf.einsum('bk,bkd->kd', w, sq)) / n
-    a_hat = batch.mean(w)[:, None]
-    new_mu = (1 - model.ETA) * de_mu + model.ETA * m_hat
-    new_sigma2 = tf.clip_by_value((1 - model.ETA) * de_sigma2 + model.ETA * v_hat, 1e-10, SIGMA2_CEILING)
-    new_alpha = tf.clip_by_value((1 - model.ETA) * de_alpha + model.ETA * a_hat, 1e-10, 1.0)
-    return new_alpha / tf.reduce_sum(new_alpha), new_mu, new_sigma2
+    return batch.mean(w)[:, None], m_hat, v_hat
 
 
-def harmony_update(z, sigma2, gmm_params, repeat, batch=model.LOCAL_BATCH):
-    """`repeat` rounds of E-step, harmony weights and M-step on the sampled codes z (M-step statistics over `batch`).
-    Returns (gamma, w) of the last round and the updated (alpha, mu, sigma2)."""
+def harmony_update(z, sigma2, gmm_params, repeat, batch=sketch_model.LOCAL_BATCH):
+    """`repeat` rounds of E-step, harmony weights, M-step on the sampled codes z (statistics over `batch`) and the
+    smoothed update model.smooth_update (alpha floored at 1e-10, sigma2 capped at 1e5). Returns (gamma, w) of the
+    last round and the updated (alpha, mu, sigma2)."""
     for _ in range(repeat):
         gamma = e_step(z, *gmm_params)
         w = harmony_weights(gamma, sigma2, gmm_params[2])
-        gmm_params = m_step(w, z, sigma2, gmm_params, batch)
+        estimate = m_step(w, z, sigma2, gmm_params[1], batch)
+        gmm_params = model.smooth_update(gmm_params, estimate, alpha_floor=1e-10, sigma2_ceiling=SIGMA2_CEILING)
     return gamma, w, gmm_params
 
 
@@ -94,7 +92,7 @@ def steps_per_epoch(hps):
     return min(assumed, real) / hps.batch_size
 
 
-def is_image_step(step, hps):
+def trains_image_decoder(step, hps):
     """The CNN decoder is trained iff s < 3 S_epoch."""
     return tf.cast(step, tf.float64) < IMAGE_EPOCHS * steps_per_epoch(hps)
 
@@ -141,7 +139,7 @@ class IAPix2Seq(model.RPCLPix2Seq):
                    lil_loss=model.reconstruction_loss(params, strokes[:, 1:], mask_pen=not training),
                    de_loss=model.image_loss(images, self.image_decoder(z), kind='absolute'),
                    kl_weight=model.kl_weight(step, self.hps.kl_weight_max))
-        image_term = tf.where(is_image_step(step, self.hps), out['de_loss'], 0.0)
+        image_term = tf.where(trains_image_decoder(step, self.hps), out['de_loss'], 0.0)
         out['loss'] = (KL_SCALE * out['kl_weight'] * (out['alpha_loss'] + out['gaussian_loss']) + out['lil_loss']
                        + image_term)
         return out, new_gmm, w

@@ -12,9 +12,10 @@ replaces the stroke loss on three of every four of the first 1000 steps.
 import tensorflow as tf
 
 import model
+import sketch_model
 import utils
 
-RPCL_START = 100        # RPCL updates only when s > RPCL_START and s % model.RPCL_EVERY == 0
+HIERARCHY_RPCL_START = 100  # RPCL updates only when s > 100 (RPCL-pix2seq: model.RPCL_START) and s % 3 == 0
 IMAGE_PHASE_END = 1000  # while s < IMAGE_PHASE_END, steps with s % IMAGE_EVERY != 0 train the image branch only
 IMAGE_EVERY = 4
 KL_SCALE = 0.1          # loss = 0.1 kl_w(s) (ij_loss + gaussian_loss) + (de_loss or lil_loss)
@@ -98,11 +99,6 @@ def group_given_gaussian(p_i, p_j_given_i, p_j):
 
 # ------------------------------------------------------------------------------------------------ one update
 
-def ema(old, estimate):
-    """old <- 0.95 old + 0.05 estimate."""
-    return (1.0 - model.ETA) * old + model.ETA * estimate
-
-
 def winner_rival(scores, axis):
     """One-hot winner (argmax) and rival (argmax once the winner's score is zeroed) along `axis`. As the original:
     scores are >= 0, so when every other score is 0 the rival is index 0, which may be the winner itself."""
@@ -118,43 +114,43 @@ def update_weights(p, rpcl):
     return tf.where(rpcl, p * (winner - model.DELEARN * rival), p)
 
 
-def level_k_update(w, mu, sigma2, de_mu, de_sigma2, q_j, batch=model.LOCAL_BATCH):
+def level_k_update(w, mu, sigma2, de_mu, de_sigma2, q_j, batch=sketch_model.LOCAL_BATCH):
     """m_hat = sum_b w mu / n; m <- 0.95 m + 0.05 m_hat; v_hat = sum_b w [(mu - m)^2 + s2] / n with the already
     smoothed m (RPCL-pix2seq uses m_hat); q_hat = mean_b w. Returns the smoothed (q_j, m, v), n = sum_b w + 1e-10.
     Sums and means over b are the global batch's under tf.distribute (`batch`)."""
     n = batch.total(tf.reduce_sum(w, axis=0))[:, None] + 1e-10
     m_hat = batch.total(tf.matmul(w, mu, transpose_a=True)) / n
-    sq = tf.square(mu[:, None, :] - ema(de_mu, m_hat)[None, :, :]) + sigma2[:, None, :]
+    sq = tf.square(mu[:, None, :] - model.ema(de_mu, m_hat)[None, :, :]) + sigma2[:, None, :]
     v_hat = batch.total(tf.einsum('bj,bjd->jd', w, sq)) / n
     q_hat = batch.mean(w)[:, None]
     return model.smooth_update((q_j, de_mu, de_sigma2), (q_hat, m_hat, v_hat))
 
 
-def co_activation(p_j_given_i, batch=model.LOCAL_BATCH):
+def co_activation(p_j_given_i, batch=sketch_model.LOCAL_BATCH):
     """C[c, i] = sum_b p(c|y_b,i) p(i|y_b,i) for c != i, 0 for c = i: how often partner c fires with anchor i."""
     anchor = tf.linalg.diag_part(p_j_given_i)  # p(i|y,i), [B, I]
     c = batch.total(tf.einsum('bci,bi->ci', p_j_given_i, anchor))
     return c * (1.0 - tf.eye(c.shape[0], c.shape[1]))
 
 
-def merge_q_ji(q_ji, p_j_given_i, rpcl, batch=model.LOCAL_BATCH):
+def merge_q_ji(q_ji, p_j_given_i, rpcl, batch=sketch_model.LOCAL_BATCH):
     """q(j|i) <- column-normalise(clip(0.95 q(j|i) + 0.05 H, 1e-10, 1)), target H = 0.5 1[j = i] + 0.5 1[j = c*(i)]
     with c*(i) = argmax_c C[c, i] (C over the global batch); RPCL also puts -1e-4 at the rival partner (second
     largest C[., i])."""
     winner, rival = winner_rival(co_activation(p_j_given_i, batch), axis=0)
     penalty = tf.where(rpcl, model.DELEARN, 0.0)
     target = 0.5 * (winner + tf.eye(q_ji.shape[0], q_ji.shape[1])) - penalty * rival
-    merged = tf.clip_by_value(ema(q_ji, target), 1e-10, 1.0)
+    merged = tf.clip_by_value(model.ema(q_ji, target), 1e-10, 1.0)
     return merged / (tf.reduce_sum(merged, axis=0, keepdims=True) + 1e-10)
 
 
-def level_l_update(w, q_i, batch=model.LOCAL_BATCH):
+def level_l_update(w, q_i, batch=sketch_model.LOCAL_BATCH):
     """q(i) <- normalise(clip(0.95 q(i) + 0.05 mean_b w_bi, 1e-10, 1)), the mean over the global batch."""
-    q = tf.clip_by_value(ema(q_i, batch.mean(w)[:, None]), 1e-10, 1.0)
+    q = tf.clip_by_value(model.ema(q_i, batch.mean(w)[:, None]), 1e-10, 1.0)
     return q / (tf.reduce_sum(q) + 1e-10)
 
 
-def hierarchy_update(y, mu, sigma2, params, rpcl, batch=model.LOCAL_BATCH):
+def hierarchy_update(y, mu, sigma2, params, rpcl, batch=sketch_model.LOCAL_BATCH):
     """One EM (rpcl False) or RPCL (rpcl True) update of the hierarchy from codes y and encoder outputs mu, sigma2,
     its statistics taken over `batch` (model.LocalBatch or, under tf.distribute, the global batch).
 
@@ -185,14 +181,14 @@ def ij_kl(p_j, p_ji, q_i, q_ji):
     return tf.reduce_sum(joint * tf.math.log(joint / (prior + 1e-10) + 1e-10)) / tf.cast(tf.shape(p_j)[0], p_j.dtype)
 
 
-def is_image_step(step):
+def image_branch_only(step):
     """The image branch replaces the stroke loss iff s < 1000 and s % 4 != 0."""
     return tf.logical_and(step < IMAGE_PHASE_END, tf.math.floormod(step, IMAGE_EVERY) != 0)
 
 
 def total_loss(step, kl_w, ij_loss, gaussian_loss, lil_loss, de_loss):
-    """0.1 kl_w (ij + gauss) + (de_loss if is_image_step(s) else lil_loss); de_weight is not used."""
-    reconstruction = tf.where(is_image_step(step), de_loss, lil_loss)
+    """0.1 kl_w (ij + gauss) + (de_loss if image_branch_only(s) else lil_loss); de_weight is not used."""
+    reconstruction = tf.where(image_branch_only(step), de_loss, lil_loss)
     return KL_SCALE * kl_w * (ij_loss + gaussian_loss) + reconstruction
 
 
@@ -250,7 +246,7 @@ class RPCLPix2SeqH(model.RPCLPix2Seq):
         z_seed, decoder_seed = model.draw_seeds(seed, 2)
         mu, sigma2 = self.encoder(images)
         z = model.reparameterise(mu, tf.sqrt(sigma2), z_seed) if training else mu
-        rpcl = model.is_rpcl_step(step, RPCL_START)
+        rpcl = model.is_rpcl_step(step, HIERARCHY_RPCL_START)
         posteriors, new_params = hierarchy_update(z, mu, sigma2, self.gmm.params(), rpcl, self.batch)
         de_mu, de_sigma2, q_i, q_ji = [tf.stop_gradient(p) for p in new_params]
         params = self.decoder(strokes[:, :-1], z, training, decoder_seed)

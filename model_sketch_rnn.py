@@ -18,15 +18,16 @@ import tensorflow as tf
 
 import model
 import rnn
+import sketch_model
 
 
-def kl_divergence(mu, presig, batch=model.LOCAL_BATCH):
+def kl_divergence(mu, presig, batch=sketch_model.LOCAL_BATCH):
     """KL(N(mu, exp(presig)) || N(0, I)) averaged over batch and dimensions: -1/2 mean(1 + presig - mu^2 - e^presig),
     over the global batch under tf.distribute (`batch`)."""
     return -0.5 * batch.mean(1.0 + presig - tf.square(mu) - tf.exp(presig), axis=None)
 
 
-def kl_with_tolerance(mu, presig, kl_tolerance, batch=model.LOCAL_BATCH):
+def kl_with_tolerance(mu, presig, kl_tolerance, batch=sketch_model.LOCAL_BATCH):
     """KL_used = max(KL, kl_tolerance): no KL gradient while KL < kl_tolerance (the global batch's KL: the floor is
     not linear in the batch)."""
     return tf.maximum(kl_divergence(mu, presig, batch), kl_tolerance)
@@ -79,7 +80,7 @@ class StrokeEncoder(tf.Module):
                           self.final_h(self.bw, backwards, lengths, training, bw_seed)], axis=1)
 
 
-class SketchRNN(model.SketchModel):
+class SketchRNN(sketch_model.SketchModel):
     """sketch-rnn: stroke encoder -> (mu, presig) -> z -> stroke decoder, trained on r_cost + kl_w(s) KL_used."""
 
     encoder_input = 'strokes'
@@ -94,7 +95,7 @@ class SketchRNN(model.SketchModel):
             self.fc_presig = model.Dense(width, hps.z_size, 0.001)
         self.decoder = model.StrokeDecoder(hps, hps.z_size, conditional=hps.conditional, init_state_stddev=0.001,
                                            output_init='glorot')
-        self.optimizer = model.Adam(self.trainable_variables, beta_1=0.9)
+        self.optimizer = sketch_model.Adam(self.trainable_variables, beta_1=0.9)
 
     def latent(self, strokes, training, seed=None):
         """(mu, presig = log sigma^2) of q(z|x) from the stroke encoder (its training dropout drawn from `seed`)."""

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 import model
 import model_sketch_rnn
+import sketch_model
 import spgra_data
 import utils
 
@@ -66,7 +67,7 @@ class BatchNorm(tf.Module):
         self.moving_mean = tf.Variable(tf.zeros([channels]), trainable=False, name='moving_mean')
         self.moving_variance = tf.Variable(tf.ones([channels]), trainable=False, name='moving_variance')
 
-    def __call__(self, x, training, batch=model.LOCAL_BATCH):
+    def __call__(self, x, training, batch=sketch_model.LOCAL_BATCH):
         """(normalised x, [(variable, new value)] updates for training)."""
         if not training:
             return tf.nn.batch_normalization(x, self.moving_mean, self.moving_variance, self.beta, self.gamma,
@@ -136,7 +137,7 @@ def assign_clusters(patches, centroids):
     return tf.one_hot(tf.argmax(cosine_similarity(patches, centroids), axis=1), centroids.shape[0])
 
 
-def update_centroids(patches, assign, valid, centroids, batch=model.LOCAL_BATCH):
+def update_centroids(patches, assign, valid, centroids, batch=sketch_model.LOCAL_BATCH):
     """C' = 0.75 C + 0.25 C_hat, C_hat_k = sum_p a_pk v_p e_p / (sum_p a_pk v_p + 1e-10) over the valid patches
     (v_p = 1); a cluster without valid patches is pulled toward 0."""
     weights = assign * valid[:, None]
@@ -145,7 +146,7 @@ def update_centroids(patches, assign, valid, centroids, batch=model.LOCAL_BATCH)
     return (1.0 - CENTROID_RATE) * centroids + CENTROID_RATE * c_hat
 
 
-def clustering_loss(patches, assign, valid, centroids, batch=model.LOCAL_BATCH):
+def clustering_loss(patches, assign, valid, centroids, batch=sketch_model.LOCAL_BATCH):
     """sum_p v_p 1/2 |e_p - C_a(p)|^2 / sum_p v_p (0 when no patch is valid, where the original divides by zero)."""
     distance = 0.5 * tf.reduce_sum(tf.square(patches - tf.matmul(assign, centroids)), axis=1)
     return tf.math.divide_no_nan(batch.total(tf.reduce_sum(valid * distance)), batch.total(tf.reduce_sum(valid)))
@@ -168,7 +169,7 @@ class GraphEncoder(tf.Module):
         self.fc_mu = sp_dense(EMBED, hps.z_size, 1.0, name='fc_mu')
         self.fc_logvar = sp_dense(EMBED, hps.z_size, 1.0, name='fc_logvar')
 
-    def __call__(self, nodes, validity, training, batch=model.LOCAL_BATCH):
+    def __call__(self, nodes, validity, training, batch=sketch_model.LOCAL_BATCH):
         """nodes uint8 [B, G, P, P], validity [B, G-1, G-1] -> (mu, logvar, raw patch embeddings [B, G-1, 512],
         batch-norm updates)."""
         size = nodes.shape[-1]
@@ -183,7 +184,7 @@ class GraphEncoder(tf.Module):
 
 # ------------------------------------------------------------------------------------------------ the model
 
-class SPGra2Seq(model.SketchModel):
+class SPGra2Seq(sketch_model.SketchModel):
     """Graph encoder, synonymous-proximity clustering and the LSTM stroke decoder of SP-gra2seq. The image input of
     the steps is the pair (nodes uint8 [B, G, P, P], validity [B, G-1, G-1]) of spgra_data.GraphLoader."""
 
@@ -207,7 +208,7 @@ class SPGra2Seq(model.SketchModel):
         self.latent_centroids = tf.Variable(tf.random.uniform([hps.num_clusters, EMBED], 0.0, 5.0), trainable=False,
                                             name='latent_centroids')
         self.centroids_ready = tf.Variable(False, trainable=False, name='centroids_ready')
-        self.optimizer = model.Adam(self.trainable_variables, beta_1=0.9)
+        self.optimizer = sketch_model.Adam(self.trainable_variables, beta_1=0.9)
 
     def image_spec(self, batch_size, image_size):
         """(nodes uint8 [B, G, P, P], validity float32 [B, G-1, G-1]); image_size is unused."""

@@ -7,19 +7,18 @@ The output directory is a --model_dir for sample.py, retrieval.py and visualizat
 the latent mixture without the optimiser's moments (about a third of a training checkpoint), so it cannot be resumed
 with train.py --resume_training: keep the run directory for that.
 """
+import program  # first: it sets TensorFlow's start-up switches
+
+# isort: split
 import os
 
+from absl import flags
+
+import family
 import utils
-
-utils.tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
-
-from absl import app, flags  # noqa: E402
-
-import family  # noqa: E402
 
 
 def define_flags():
-    """The command-line flags, defined only when run as a program."""
     flags.DEFINE_string('model_dir', None, 'train.py --log_root of the trained model.', required=True)
     flags.DEFINE_string('output_dir', None, 'Directory for model_config.json and the weights-only checkpoint.',
                         required=True)
@@ -28,16 +27,11 @@ def define_flags():
                       'weights where training stopped, e.g. to score a run that no validation improved).')
 
 
-@utils.cli_main
-def main(argv):
-    if len(argv) > 1:
-        raise utils.UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-    cfg = flags.FLAGS
+def main(cfg):
     if os.path.abspath(cfg.model_dir) == os.path.abspath(cfg.output_dir):
         raise utils.UserError('--output_dir must differ from --model_dir')
     print(f'wrote {family.save_for_inference(cfg.model_dir, cfg.output_dir, cfg.checkpoint)}')
 
 
 if __name__ == '__main__':
-    define_flags()
-    app.run(main)
+    program.run(main, define_flags)

@@ -180,8 +180,6 @@ def render_fast(seq3_list, width=48, workers=None, progress=False):
     return images
 
 
-
-
 def write_png_npz(input_dir, output_dir, category, width=48, renderer='fast', workers=None, progress=False):
     """Render every sketch of <input_dir>/<category>.npz (raw offsets) and write <output_dir>/<category>_png.npz
     atomically: keys train/valid/test, uint8 [N, W, W], image j = sketch j. Returns the path written."""

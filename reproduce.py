@@ -19,23 +19,22 @@ training, references beside generated sketches, t-SNE maps), also copied into --
 A finished run (its result.json) is kept when the command is run again; an interrupted one resumes from its last
 save. With --seed and op determinism every train.py run repeats bit for bit on the same machine.
 """
+import program  # first: it sets TensorFlow's start-up switches
+
+# isort: split
 import os
+import time
+
+from absl import flags
 
 import hyperparams
+import rec_classifier
+import study
+import study_report
 import utils
-
-utils.tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
-
-import time  # noqa: E402
-
-from absl import app, flags  # noqa: E402
-
-import rec_classifier  # noqa: E402
-import study  # noqa: E402
 
 
 def define_flags():
-    """The command-line flags, defined only when run as a program."""
     flags.DEFINE_string('output_dir', 'runs/repro', 'Where the data, runs, results and figures go.')
     flags.DEFINE_string('data_dir', 'data', 'Directory holding <category>.npz (stroke-3, train/valid/test).')
     flags.DEFINE_string('docs_dir', '', 'Also copy the figures and results_table.md here (docs/results.md shows them).')
@@ -96,25 +95,21 @@ def run_study(cfg):
         for model_type in cfg.models:
             results.append(study.run_once(chain, data, model_type, seed, hparams, epochs, classifier_model,
                                     classifier_categories))
-    rows = study.summarise(results, cfg.models)
-    table = study.markdown_table(rows, [str(s) for s in seeds], ceiling, results[0]['num_sketches'])
+    rows = study_report.summarise(results, cfg.models)
+    table = study_report.markdown_table(rows, [str(s) for s in seeds], ceiling, results[0]['num_sketches'])
     summary = dict(categories=categories, epochs=epochs, hparams=hparams, seeds=seeds,
                    classifier_ceiling=ceiling[0], classifier_ceiling_by_category=ceiling[1],
                    wall_seconds=round(time.time() - start, 1), table=table,
                    runs=[{k: v for k, v in r.items() if k not in ('curves', 'tsne')} for r in results])
-    study.write_outputs(cfg, results, summary, categories, data)
+    study_report.write_outputs(cfg, results, summary, categories, data)
     return summary
 
 
-@utils.cli_main
-def main(argv):
-    if len(argv) > 1:
-        raise utils.UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-    summary = run_study(flags.FLAGS)
+def main(cfg):
+    summary = run_study(cfg)
     print(summary['table'])
-    print(f"wall time {summary['wall_seconds'] / 60:.1f} min; results in {flags.FLAGS.output_dir}")
+    print(f"wall time {summary['wall_seconds'] / 60:.1f} min; results in {cfg.output_dir}")
 
 
 if __name__ == '__main__':
-    define_flags()
-    app.run(main)
+    program.run(main, define_flags)

@@ -18,30 +18,25 @@ PNGs, each labelled with the category of its reference (the <c> of its name).
 
 The original's flag is --output_dir (its README says --sample_dir); both are accepted.
 """
+import program  # first: it sets TensorFlow's start-up switches
+
+# isort: split
 import os
 
+from absl import flags
+
+import family
+import metrics
 import utils
-
-utils.tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
-
-
-from absl import app, flags  # noqa: E402
-
-import family  # noqa: E402
-import metrics  # noqa: E402
 
 
 def define_flags():
-    """The command-line flags, defined only when run as a program (importing this module defines none)."""
     flags.DEFINE_string('sample_dir', None, 'Directory written by sample.py (default: sample).')
     flags.DEFINE_string('output_dir', None, "The original's name for --sample_dir.")
     flags.DEFINE_string('model_dir', 'model', 'train.py --log_root of the model that made the samples.')
     flags.DEFINE_string('classifier_dir', None, 'A classifier.py --output_dir: also print Rec.')
     flags.DEFINE_integer('batch_size', 256, 'Sketches encoded at once.', lower_bound=1)
     flags.DEFINE_integer('chunk', 256, 'Generated codes ranked at once (memory: chunk x N float64).', lower_bound=1)
-
-
-FLAGS = flags.FLAGS
 
 
 # ------------------------------------------------------------------------------------------------ command line
@@ -53,35 +48,20 @@ def resolve_sample_dir(sample_dir, output_dir):
     return sample_dir or output_dir or 'sample'
 
 
-@utils.cli_main
-def main(argv):
-    if len(argv) > 1:
-        raise utils.UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-    sample_dir = resolve_sample_dir(FLAGS.sample_dir, FLAGS.output_dir)
-    if not os.path.isdir(FLAGS.model_dir):
-        raise utils.UserError(f'--model_dir {FLAGS.model_dir} does not exist')
-    classifier_model = None
-    if FLAGS.classifier_dir:
+def main(cfg):
+    sample_dir = resolve_sample_dir(cfg.sample_dir, cfg.output_dir)
+    if not os.path.isdir(cfg.model_dir):
+        raise utils.UserError(f'--model_dir {cfg.model_dir} does not exist')
+    classifier = None
+    if cfg.classifier_dir:
         import rec_classifier  # Keras loads only when Rec is asked for
-        classifier_model, classifier_categories = rec_classifier.load_classifier(FLAGS.classifier_dir)
-    net, hps = family.restore_model(FLAGS.model_dir)
+        classifier = rec_classifier.load_classifier(cfg.classifier_dir)
+    net, hps = family.restore_model(cfg.model_dir)
     samples = metrics.load_sample_dir(sample_dir, hps.categories)
     print(f'{len(samples.names)} generated sketches in {sample_dir}')
-    generated = metrics.encode_generated(net, samples, sample_dir, FLAGS.batch_size)
-    for k, value in metrics.ret_scores(samples.codes, generated, chunk=FLAGS.chunk).items():
-        print(f'Top {k} Ret: {value:.4f}')
-    knn = metrics.knn_accuracy(samples.codes, samples.category_ids)
-    print(f'Code {metrics.KNN}-NN: {knn:.4f} (leave-one-out category accuracy of the real test codes)')
-    for line in metrics.mixture_report(net, samples, hps.categories):
+    scores = metrics.score_samples(net, samples, sample_dir, classifier, batch_size=cfg.batch_size, chunk=cfg.chunk)
+    for line in metrics.score_lines(scores):
         print(line)
-    if classifier_model is not None:
-        accuracy, per_category = metrics.rec_score(classifier_model, classifier_categories, samples.images,
-                                                   samples.category_ids, hps.categories)
-        for category, value in per_category.items():
-            print(f'Rec {category}: {value:.4f}')
-        print(f'Rec: {accuracy:.4f}')
-
 
 if __name__ == '__main__':
-    define_flags()
-    app.run(main)
+    program.run(main, define_flags)

@@ -1,4 +1,4 @@
-"""Draw sketches with a trained model (docs/model.md#sampling, #hierarchy-labels).
+"""Draw sketches with a trained model (docs/sampling.md; the decoding: docs/model.md#sampling, #hierarchy-labels).
 
     python3 sample.py --data_dir=data --model_dir=model --output_dir=sample
     python3 sample.py --data_dir=data --model_dir=model --latent=gmm --component=3
@@ -7,16 +7,7 @@
     python3 sample.py --data_dir=data --model_dir=model --mask_model_dir=sp_model --prob=0.3   # the same masks, healed
                                                                            # by an image model (docs/spgra.md)
 
-For every category c of the model and sketch n = 0, 1, ... (names as the original), in --output_dir:
-  <c>_<n>.svg, <c>_<n>.png     the sketch, black on white, 48x48, the seq2png geometry (docs/model.md#geometry)
-  code_<c>_<n>.npy             z, float32 [1, D]
-  gau_idx_<c>_<n>.npy          int64 scalar: the Gaussian of z under the stored mixture (rpcl, ia);
-                               rpclh writes i_label_<c>_<n>.npy (group) and j_label_<c>_<n>.npy (Gaussian) instead;
-                               sketch_rnn has no mixture and writes neither
-  strokes_<c>_<n>.npy          the stroke-3 sketch, float32 [L, 3], in the dataset's pixel units: the model's
-                               normalised dx, dy times the training scale factor sigma_data (so it compares with
-                               <c>.npz and feeds seq2png; the renderer is size-invariant, so the PNG is the same)
-  sample_config.json           how the run was made (seed, latent source, scale factor, ...); retrieval.py reads it
+The files written for every sketch (names as the original's) are listed in docs/sampling.md#files.
 
 Latent sources (--latent): `conditional` (the original's default): z = encoder mean of random test sketches;
 `prior`: z ~ N(0, I) (the original's --conditional=False); `gmm`: z drawn from the learned mixture, or from one
@@ -32,22 +23,20 @@ vanish in the red channel that retrieval reads, Q17). --num_per_category=0 (the 
 test split (2500 per QuickDraw category, the original's default); asking for more than the split holds is an error.
 Outputs are reproducible for the same --seed and --batch_size.
 """
+import program  # first: it sets TensorFlow's start-up switches
+
+# isort: split
 import os
 
+from absl import flags
+
+import family
+import hyperparams
+import sampling
 import utils
-
-utils.tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
-
-from absl import app, flags  # noqa: E402
-
-import family  # noqa: E402
-import hyperparams  # noqa: E402
-import sampling  # noqa: E402
 
 
 def define_flags():
-    """The command-line flags, defined only when run as a program: importing this module defines none, so other
-    programs and tests can import it next to theirs."""
     flags.DEFINE_string('data_dir', 'data', 'Directory with <category>.npz and <category>_png.npz, as for training.')
     flags.DEFINE_string('model_dir', 'model', 'train.py --log_root of the model to sample from.')
     flags.DEFINE_string('output_dir', 'sample', 'Directory for the generated files (flat, names as the original).')
@@ -75,9 +64,6 @@ def define_flags():
     flags.DEFINE_string('mask_model_dir', None, 'An image model (rpcl, rpclh, ia) heals with --prob: the masks are '
                         "those this spgra model's patch graphs draw, whitened on the sketch's image (the healing "
                         'baseline of docs/spgra.md).')
-
-
-FLAGS = flags.FLAGS
 
 
 # ------------------------------------------------------------------------------------------------ command line
@@ -123,18 +109,14 @@ def heal_from_flags(cfg, net, test_set, latent, seed):
     if cfg.mode != 'sample' or latent != 'conditional':
         raise utils.UserError('healing only heals sketches: drop --mode, --latent and --noconditional')
     prob = 0.1 if cfg.prob is None else cfg.prob
-    total, fraction = sketch_healing.heal(net, test_set, cfg.output_dir, prob, cfg.num_per_category,
-                                          cfg.mask_seed_file, cfg.temperature, seed, cfg.batch_size, cfg.stop_at_eos,
-                                          mask_model=mask_model)
+    total, fraction = sketch_healing.heal(net, test_set, cfg.output_dir, prob, num_per_category=cfg.num_per_category,
+                                          mask_seed_file=cfg.mask_seed_file, temperature=cfg.temperature, seed=seed,
+                                          batch_size=cfg.batch_size, stop_at_eos=cfg.stop_at_eos, mask_model=mask_model)
     print(f'healed {total} sketches (mask probability {prob}, {fraction:.1%} of the patches masked, seed {seed}) '
           f'into {os.path.abspath(cfg.output_dir)}')
 
 
-@utils.cli_main
-def main(argv):
-    if len(argv) > 1:
-        raise utils.UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-    cfg = FLAGS
+def main(cfg):
     latent = check_flags(cfg)
     seed = utils.resolve_seed(cfg.seed)
     net, test_set = family.load_model_and_test_split(cfg.model_dir, cfg.data_dir)
@@ -143,15 +125,17 @@ def main(argv):
         return
     if cfg.mode == 'interpolate':
         category = cfg.category or net.hps.categories[0]
-        path = sampling.interpolate(net, test_set, cfg.output_dir, category, cfg.index_a, cfg.index_b, cfg.steps,
-                           cfg.temperature, seed, cfg.stop_at_eos)
+        path = sampling.interpolate(net, test_set, cfg.output_dir, category, cfg.index_a, cfg.index_b,
+                                    steps=cfg.steps, temperature=cfg.temperature, seed=seed,
+                                    stop_at_eos=cfg.stop_at_eos)
         print(f'wrote {path} (top: linear, bottom: spherical; seed {seed})')
         return
-    total = sampling.sample(net, test_set, cfg.output_dir, cfg.num_per_category, latent, cfg.component, cfg.temperature,
-                   seed, cfg.batch_size, cfg.stop_at_eos, cfg.transient_labels)
+    total = sampling.sample(net, test_set, cfg.output_dir, num_per_category=cfg.num_per_category, latent=latent,
+                            component=cfg.component, temperature=cfg.temperature, seed=seed,
+                            batch_size=cfg.batch_size, stop_at_eos=cfg.stop_at_eos,
+                            transient_labels=cfg.transient_labels)
     print(f'wrote {total} sketches ({latent} codes, seed {seed}) to {os.path.abspath(cfg.output_dir)}')
 
 
 if __name__ == '__main__':
-    define_flags()
-    app.run(main)
+    program.run(main, define_flags)

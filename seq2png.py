@@ -3,9 +3,12 @@ docs/model.md#rasterisation).
 
   python3 seq2png.py --input_dir=data --output_dir=data --categories=bee,bus
 """
+import program  # first: it sets TensorFlow's start-up switches
+
+# isort: split
 import os
 
-from absl import app, flags
+from absl import flags
 
 import dataset
 import hyperparams
@@ -14,8 +17,6 @@ import utils
 
 
 def define_flags():
-    """The command-line flags, defined only when run as a program, so that tests and other programs can import
-    this module beside theirs."""
     flags.DEFINE_string('input_dir', 'data', 'Directory holding the stroke-3 files <category>.npz.')
     flags.DEFINE_string('output_dir', None, 'Directory for <category>_png.npz (default: --input_dir, where train.py '
                         'looks for them).')
@@ -27,28 +28,21 @@ def define_flags():
     flags.DEFINE_integer('workers', 0, 'Threads of the fast renderer (0: one per core).', lower_bound=0)
 
 
-FLAGS = flags.FLAGS
-
-
-@utils.cli_main
-def main(argv):
-    if len(argv) > 1:
-        raise utils.UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-    categories = (hyperparams.parse_categories(FLAGS.categories) if FLAGS.categories
-                  else dataset.available_categories(FLAGS.input_dir))
+def main(cfg):
+    categories = (hyperparams.parse_categories(cfg.categories) if cfg.categories
+                  else dataset.available_categories(cfg.input_dir))
     if not categories:
-        raise utils.UserError(f'no <category>.npz files in {FLAGS.input_dir}; pass --input_dir or --categories')
+        raise utils.UserError(f'no <category>.npz files in {cfg.input_dir}; pass --input_dir or --categories')
     for c in categories:
-        if not os.path.isfile(dataset.category_npz_path(FLAGS.input_dir, c)):
-            raise utils.UserError(f'missing category file {dataset.category_npz_path(FLAGS.input_dir, c)}')
-    output_dir = FLAGS.output_dir or FLAGS.input_dir
+        if not os.path.isfile(dataset.category_npz_path(cfg.input_dir, c)):
+            raise utils.UserError(f'missing category file {dataset.category_npz_path(cfg.input_dir, c)}')
+    output_dir = cfg.output_dir or cfg.input_dir
     utils.make_output_dir(output_dir, '--output_dir')
     for c in categories:
-        path = raster.write_png_npz(FLAGS.input_dir, output_dir, c, FLAGS.png_width, FLAGS.renderer,
-                                   workers=FLAGS.workers or None, progress=True)
+        path = raster.write_png_npz(cfg.input_dir, output_dir, c, width=cfg.png_width, renderer=cfg.renderer,
+                                   workers=cfg.workers or None, progress=True)
         print(f'wrote {path}')
 
 
 if __name__ == '__main__':
-    define_flags()
-    app.run(main)
+    program.run(main, define_flags)

@@ -7,18 +7,18 @@ redrawings, pick a Gaussian, interpolate, compare real test sketches with their 
 Each model is loaded and compiled once, then served until Ctrl-C. The server binds 127.0.0.1 (this machine only)
 unless --host says otherwise; the page and its scripts come from this repository (static/), nothing from the web.
 """
-import utils
+import program  # first: it sets TensorFlow's start-up switches
 
-utils.tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
+# isort: split
 
-from absl import app, flags  # noqa: E402
 
-import playground  # noqa: E402
-import webapp  # noqa: E402
+from absl import flags
+
+import playground
+import webapp
 
 
 def define_flags():
-    """The command-line flags, defined only when run as a program: importing this module defines none."""
     flags.DEFINE_multi_string('model_dir', None, 'A trained model (train.py --log_root or a pretrained/ '
                               'directory); repeat the flag to serve several. Each is named by its directory.')
     flags.DEFINE_string('data_dir', None, "Directory with the models' <category>.npz (and _png.npz): test sketches "
@@ -29,15 +29,9 @@ def define_flags():
     flags.mark_flag_as_required('model_dir')
 
 
-FLAGS = flags.FLAGS
-
-
-@utils.cli_main
-def main(argv):
-    if len(argv) > 1:
-        raise utils.UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-    playgrounds = playground.load_playgrounds(FLAGS.model_dir, FLAGS.data_dir)
-    server = webapp.make_server(playgrounds, FLAGS.host, FLAGS.port, FLAGS.verbose)
+def main(cfg):
+    playgrounds = playground.load_playgrounds(cfg.model_dir, cfg.data_dir)
+    server = webapp.make_server(playgrounds, cfg.host, cfg.port, cfg.verbose)
     host, port = server.server_address[:2]
     print(f'serving {", ".join(playgrounds)} at http://{host}:{port}/ (Ctrl-C stops)', flush=True)
     try:
@@ -49,5 +43,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    define_flags()
-    app.run(main)
+    program.run(main, define_flags)

@@ -1,30 +1,22 @@
-"""Train an RPCL-pix2seq family model (docs/model.md#training-loop).
+"""Train a model of the RPCL-pix2seq family with the original's epoch loop (docs/model.md#training-loop; flags,
+the run directory and resuming: docs/training.md).
 
     python3 train.py --log_root=runs/demo --data_dir=data --hparams="categories=[bee,bus], dec_rnn_size=256"
-
-Epochs as the original: after each, validate (reconstruction loss, z = mu); an improvement saves `vector-<epoch>`
-and reports the test losses; otherwise the best checkpoint is restored (weights, Adam slots, GMM, step counter)
-and a strike is counted; five strikes in a row stop the run (--max_strikes). `--resume_training` continues from the
-last save.
 """
 
+import program  # first: it sets TensorFlow's start-up switches
+
+# isort: split
+import tensorflow as tf
+from absl import flags, logging
+
+import training
 import utils
-
-utils.tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
-
-import sys  # noqa: E402
-
-import tensorflow as tf  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
-
-import training  # noqa: E402
 
 tf.get_logger().setLevel('ERROR')
 
 
 def define_flags():
-    """The command-line flags, defined only when run as a program, so that tests and other programs can import
-    this module beside theirs."""
     flags.DEFINE_string('log_root', 'model', 'Directory for checkpoints, model_config.json and TensorBoard events.')
     flags.DEFINE_string('data_dir', 'data', 'Directory holding <category>.npz and <category>_png.npz.')
     flags.DEFINE_boolean('resume_training', False, 'Continue from the last save in --log_root.')
@@ -47,10 +39,7 @@ def define_flags():
                         'CPU); empty: every local GPU.')
 
 
-@utils.cli_main
-def main(argv):
-    del argv
-    cfg = flags.FLAGS
+def main(cfg):
     logging.set_verbosity(logging.WARNING)   # TensorFlow logs every checkpoint save at INFO
     strategy = training.make_strategy(cfg.strategy, cfg.devices)   # first: it must precede TF's initialisation
     if strategy is not None and cfg.jit_compile:
@@ -73,11 +62,10 @@ def main(argv):
           f"checkpoints in {cfg.log_root}")
 
 
+def configure_runtime(cfg):
+    """TensorFlow's process-wide switches, --autojit among them, which must reach it before the program starts."""
+    utils.configure_runtime(cfg['autojit'].value)   # ['autojit'].value: the default when the command line is bad
+
+
 if __name__ == '__main__':
-    define_flags()
-    try:   # --autojit must reach TensorFlow before app.run starts: parse it first (app.run reports bad flags)
-        flags.FLAGS(sys.argv, known_only=True)
-    except flags.Error:
-        pass
-    utils.configure_runtime(flags.FLAGS['autojit'].value)   # the default when the parse above failed
-    app.run(main)
+    program.run(main, define_flags, before_start=configure_runtime)

@@ -14,6 +14,7 @@ import dataset
 import family
 import hyperparams
 import model as model_lib
+import sketch_model
 import utils
 
 STRATEGIES = ('default', 'mirrored', 'multi_worker')   # --strategy: one device, or tf.distribute (distributed.py)
@@ -27,10 +28,18 @@ FAULT_PATIENCE = 5        # training steps in a row with non-finite values befor
 MAX_FAULT_ROLLBACKS = 3   # such rollbacks without an improving epoch between them before the run stops
 
 
-# magenta's TensorBoard tags where they exist
+# The TensorBoard tags (docs/training.md#the-run-directory), the one place that names them: a split's prefix and a
+# loss's name, magenta's where it has one (Valid_Reconstr_Cost); the alive counts have no prefix.
 TAGS = dict(loss='Cost', lil_loss='Reconstr_Cost', alpha_loss='Alpha_Cost', gaussian_loss='Gaussian_Cost',
             de_loss='Image_Cost', kl_loss='KL_Cost', ij_loss='IJ_Cost', kl_weight='KL_Weight',
             learning_rate='Learning_Rate', z_dependence='Z_Dependence')
+TRAIN, VALID, TEST = 'Train_', 'Valid_', 'Eval_'
+ALIVE_WIN, ALIVE_ALPHA = 'Alive_Gaussians_Win', 'Alive_Gaussians_Alpha'
+
+
+def tag(prefix, key):
+    """The TensorBoard tag of value `key` (a losses-dict key) in a split: e.g. tag(VALID, 'lil_loss')."""
+    return prefix + TAGS.get(key, key)
 
 
 class TrainState(tf.Module):
@@ -168,14 +177,13 @@ def alive_counts(net, winners):
     if weights is None:
         return {}
     weights = weights.numpy()
-    return dict(Alive_Gaussians_Win=len(winners),
-                Alive_Gaussians_Alpha=int(model_lib.is_alive(weights).sum()))
+    return {ALIVE_WIN: len(winners), ALIVE_ALPHA: int(model_lib.is_alive(weights).sum())}
 
 
 def write_scalars(writer, prefix, values, step):
     with writer.as_default(step=step):
         for key, value in values.items():
-            tf.summary.scalar(prefix + TAGS.get(key, key), value)
+            tf.summary.scalar(tag(prefix, key), value)
 
 
 def run_epoch(train_step, train_set, state, hps, writer, log_every, checkpoints, checkpoint_minutes):
@@ -208,7 +216,7 @@ def run_epoch(train_step, train_set, state, hps, writer, log_every, checkpoints,
         for key, value in values.items():
             means[key] = means.get(key, 0.0) + (value - means.get(key, 0.0)) / count
         if step % log_every == 0:
-            write_scalars(writer, 'Train_', values, step)
+            write_scalars(writer, TRAIN, values, step)
             bar.set_postfix(loss=f"{values['loss']:.2f}", lil=f"{values['lil_loss']:.2f}")
         checkpoints.save_last_if_due(checkpoint_minutes)
         bar.update(1)
@@ -277,14 +285,13 @@ def end_of_epoch(net, eval_step, sets, state, checkpoints, writer, train_means, 
     valid, winners = evaluate(eval_step, valid_set, step, int(state.seed))
     close_epoch(state)
     alive = alive_counts(net, winners)
-    write_scalars(writer, 'Valid_', valid, step)
+    write_scalars(writer, VALID, valid, step)
     write_scalars(writer, '', alive, step)
     line = (f"epoch {int(state.epoch) + 1} step {step}: {train_summary(train_means)} | "
             f"valid lil {valid['lil_loss']:.3f} z-dep {valid['z_dependence']:.3f} | kl_w {valid['kl_weight']:.4f}")
     if alive:
         k = net.mixture_weights().shape[0]
-        line += (f" | alive {alive['Alive_Gaussians_Win']}/{k} winning, "
-                 f"{alive['Alive_Gaussians_Alpha']}/{k} alpha>1/(10K)")
+        line += f" | alive {alive[ALIVE_WIN]}/{k} winning, {alive[ALIVE_ALPHA]}/{k} alpha>1/(10K)"
         with writer.as_default(step=step):
             tf.summary.histogram('de_alpha', net.mixture_weights())
     if valid['lil_loss'] < float(state.best_valid_loss):
@@ -294,7 +301,7 @@ def end_of_epoch(net, eval_step, sets, state, checkpoints, writer, train_means, 
         state.epoch.assign_add(1)
         checkpoints.save_best()
         test, _ = evaluate(eval_step, test_set, step, int(state.seed))
-        write_scalars(writer, 'Eval_', test, step)
+        write_scalars(writer, TEST, test, step)
         print(f"{line} | test lil {test['lil_loss']:.3f} loss {test['loss']:.3f} | saved", flush=True)
         return dict(step=step, train=train_means, valid=valid, test=test, improved=True, **alive)
     strikes = int(state.strikes) + 1
@@ -314,13 +321,13 @@ def build_and_compile(hps, log_root, strategy, jit_compile=False):
     then). The steps trace on their first call, so a checkpoint restored afterwards is what they run."""
     if strategy is None:
         net = family.build_model(hps)
-        steps = model_lib.compile_steps(net, hps.batch_size, hps.max_seq_len, hps.png_width, jit_compile=jit_compile,
+        steps = sketch_model.compile_steps(net, hps.batch_size, hps.max_seq_len, hps.png_width, jit_compile=jit_compile,
                                         bucketed=hps.bucket_width > 0)
         return net, log_root, True, *steps
     import distributed  # tf.distribute's machinery loads only when a strategy asks for it
     with strategy.scope():
         net = family.build_model(hps)
-    steps = distributed.compile_steps(strategy, net, hps.batch_size, hps.max_seq_len, hps.png_width)
+    steps = distributed.compile_replica_steps(strategy, net, hps.batch_size, hps.max_seq_len, hps.png_width)
     return net, distributed.run_dir(log_root, strategy), distributed.is_chief(strategy), *steps
 
 

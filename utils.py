@@ -1,9 +1,8 @@
-"""Shared library of the programs: one-line user errors, the command-line entry point, TensorFlow's runtime
-set-up and all-or-nothing file writing. No TensorFlow import here, so this module imports fast.
+"""Shared library of the programs: one-line user errors, TensorFlow's runtime set-up and all-or-nothing file
+writing. No TensorFlow import here, so this module imports fast.
 """
 import contextlib
 import ctypes
-import functools
 import json
 import os
 import sys
@@ -17,17 +16,6 @@ import numpy as np
 
 class UserError(Exception):
     """A problem with the user's input; CLIs print 'error: <msg>' and exit 1."""
-
-
-def cli_main(main):
-    """Decorate an absl `main(argv)` so that a UserError ends the program with `error: <msg>` and exit code 1."""
-    @functools.wraps(main)
-    def wrapper(argv):
-        try:
-            return main(argv)
-        except UserError as e:
-            sys.exit(f'error: {e}')
-    return wrapper
 
 
 def resolve_seed(seed):
@@ -107,6 +95,12 @@ def _atomic_write(path, write):
 
 def atomic_write_bytes(path, data: bytes):
     _atomic_write(path, lambda f: f.write(data))
+
+
+def copy_atomically(source, target):
+    """Copy a file through a temporary name, so that the target is never half-written."""
+    with open(source, 'rb') as f:
+        atomic_write_bytes(target, f.read())
 
 
 def make_output_dir(path, flag):

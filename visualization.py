@@ -21,26 +21,29 @@ Controllable synthesis (control.py; --data_dir holds the test sketches, --seed f
               gallery_gaussians.png (gallery_groups.png) and gallery.json
   direction   direction_<from>_<to>.png (rows: the --apply_to points, columns: z + s * direction) and .npz
   analogy     analogy.png (rows: the --analogy triples; A, B, C, their decodes, C + B - A) and analogy.npz
+  pairs       pairs.png (real test sketches beside the model's drawings of them)
+
+Sketch healing (docs/spgra.md): healing.png, original | masked | healed for the first --pairs_per_category sketches
+of each category of a healing directory, with --model_dir the SP-gra2seq model that drew its masks:
+    python3 visualization.py --mode=healing --model_dir=sp_model --data_dir=data --sample_dir=heal30 --output_dir=.
 """
+import program  # first: it sets TensorFlow's start-up switches
+
+# isort: split
 import os
 
+from absl import flags
+
+import control
+import family
+import latent_map
+import metrics
 import utils
 
-utils.tensorflow_startup()   # before TensorFlow is imported: it reads these switches as it starts
-
-
-from absl import app, flags  # noqa: E402
-
-import control  # noqa: E402
-import family  # noqa: E402
-import latent_map  # noqa: E402
-import metrics  # noqa: E402
-
-MODES = ('tsne', 'gallery', 'direction', 'analogy', 'pairs')
+MODES = ('tsne', 'gallery', 'direction', 'analogy', 'pairs', 'healing')
 
 
 def define_flags():
-    """The command-line flags, defined only when run as a program (importing this module defines none)."""
     flags.DEFINE_string('sample_dir', './sample', 'Directory written by sample.py.')
     flags.DEFINE_string('model_dir', './model', 'train.py --log_root of the model (for the Gaussian means).')
     flags.DEFINE_string('output_dir', '.', 'Where result.jpg, level_k.jpg and level_l.jpg are written.')
@@ -49,16 +52,20 @@ def define_flags():
                          'modes (default: random, as the original).')
     flags.DEFINE_enum('mode', 'tsne', MODES, 'tsne: the t-SNE maps of a sample directory; gallery: sketches of '
                       'every alive Gaussian (and group); direction: codes moved along a latent direction; '
-                      'analogy: A : B :: C : ?; pairs: real test sketches beside their reconstructions')
-    flags.DEFINE_string('data_dir', 'data', 'gallery, direction, analogy, pairs: directory of the test sketches, '
-                        'as training.')
+                      'analogy: A : B :: C : ?; pairs: real test sketches beside their reconstructions; healing: '
+                      'original | masked | healed for a --sample_dir of sample.py --prob, --model_dir the SP-gra2seq '
+                      'model of its masks')
+    flags.DEFINE_string('data_dir', 'data', 'gallery, direction, analogy, pairs, healing: directory of the test '
+                        'sketches, as training.')
     flags.DEFINE_float('temperature', 0.24, 'gallery, direction, analogy, pairs: decoding temperature tau.')
     flags.register_validator('temperature', lambda tau: tau > 0, '--temperature must be positive')
-    flags.DEFINE_integer('tile_width', 96, 'gallery, direction, analogy, pairs: side of each sketch tile in pixels.',
+    flags.DEFINE_integer('tile_width', 96, 'gallery, direction, analogy, pairs, healing: side of each sketch tile in '
+                         'pixels.',
                          lower_bound=latent_map.MIN_TILE)
     flags.DEFINE_integer('num_per_component', 16, 'gallery: sketches drawn from each alive component.')
     flags.DEFINE_integer('columns', 8, 'gallery: sketches per row (and per overview row).')
-    flags.DEFINE_integer('pairs_per_category', 4, 'pairs: real test sketches per category, each beside its drawing.')
+    flags.DEFINE_integer('pairs_per_category', 4, 'pairs: real test sketches per category, each beside its drawing; '
+                         'healing: healed sketches per category.')
     flags.DEFINE_string('direction_from', None, 'direction: latent point(s) the direction starts from (control.py: '
                         'gaussian:K, group:I, CAT, CAT:i,j,..; A+B joins).')
     flags.DEFINE_string('direction_to', None, 'direction: latent point(s) it ends at; '
@@ -68,10 +75,6 @@ def define_flags():
                       'direction, one column each.')
     flags.DEFINE_multi_string('analogy', [], 'analogy: A,B,C (each CAT:i, gaussian:K or group:I), '
                               'repeat for more rows.')
-
-
-FLAGS = flags.FLAGS
-
 
 
 def parse_scales(texts):
@@ -91,16 +94,21 @@ def check_control_flags(cfg):
 
 
 def control_mode(cfg):
-    """Run --mode=gallery, direction or analogy (control.py) and print the files written."""
+    """Run --mode=gallery, pairs, direction, analogy or healing (control.py) and print the files written."""
     check_control_flags(cfg)
     scales = parse_scales(cfg.scales)
-    seed = utils.resolve_seed(cfg.seed)
     net, test_set = family.load_model_and_test_split(cfg.model_dir, cfg.data_dir)
+    if cfg.mode == 'healing':
+        healing_mode(cfg, net, test_set)
+        return
+    seed = utils.resolve_seed(cfg.seed)
     settings = dict(temperature=cfg.temperature, seed=seed, tile_width=cfg.tile_width)
     if cfg.mode == 'gallery':
-        paths = control.gallery(net, test_set, cfg.output_dir, cfg.num_per_component, cfg.columns, **settings)
+        paths = control.gallery(net, test_set, cfg.output_dir, num_per_component=cfg.num_per_component,
+                                columns=cfg.columns, **settings)
     elif cfg.mode == 'pairs':
-        paths = [control.reconstruction_pairs(net, test_set, cfg.output_dir, cfg.pairs_per_category, **settings)[0]]
+        paths = [control.reconstruction_pairs(net, test_set, cfg.output_dir,
+                                              pairs_per_category=cfg.pairs_per_category, **settings)[0]]
     elif cfg.mode == 'direction':
         paths = [control.direction_grid(net, test_set, cfg.output_dir, cfg.direction_from, cfg.direction_to,
                                         cfg.apply_to, scales, **settings)[0]]
@@ -111,27 +119,35 @@ def control_mode(cfg):
     print(f'seed {seed}')
 
 
-@utils.cli_main
-def main(argv):
-    if len(argv) > 1:
-        raise utils.UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not os.path.isdir(FLAGS.model_dir):
-        raise utils.UserError(f'--model_dir {FLAGS.model_dir} does not exist')
-    if FLAGS.mode != 'tsne':
-        control_mode(FLAGS)
+def healing_mode(cfg, net, test_set):
+    """--mode=healing: the picture of a healing directory, with the masks of the SP-gra2seq model --model_dir."""
+    if net.encoder_input != 'graph':
+        raise utils.UserError(f'--mode=healing needs as --model_dir the SP-gra2seq model whose masks --sample_dir '
+                              f'holds; {cfg.model_dir} is a {net.hps.model_type} model')
+    if not os.path.isdir(cfg.sample_dir):
+        raise utils.UserError(f'--sample_dir {cfg.sample_dir} does not exist')
+    path = control.healing_triplets(cfg.sample_dir, net.hps, test_set, cfg.output_dir,
+                                    per_category=cfg.pairs_per_category, tile_width=cfg.tile_width)
+    print(f'wrote {path}')
+
+
+def main(cfg):
+    if not os.path.isdir(cfg.model_dir):
+        raise utils.UserError(f'--model_dir {cfg.model_dir} does not exist')
+    if cfg.mode != 'tsne':
+        control_mode(cfg)
         return
-    net, hps = family.restore_model(FLAGS.model_dir)
-    samples = metrics.load_sample_dir(FLAGS.sample_dir, hps.categories)
+    net, hps = family.restore_model(cfg.model_dir)
+    samples = metrics.load_sample_dir(cfg.sample_dir, hps.categories)
     if samples.codes.shape[1] != hps.z_size:
-        raise utils.UserError(f'the codes in {FLAGS.sample_dir} have {samples.codes.shape[1]} dimensions but the '
+        raise utils.UserError(f'the codes in {cfg.sample_dir} have {samples.codes.shape[1]} dimensions but the '
                               f'model has z_size={hps.z_size}: samples of another model?')
     means = latent_map.gaussian_means(net)
     print(f't-SNE of {len(samples.codes)} codes and {0 if means is None else len(means)} Gaussian means'
-          f"{'' if FLAGS.fast else ' (angle 0: slow for many points; --fast is quicker)'}")
-    for path in latent_map.visualise(samples, means, FLAGS.output_dir, FLAGS.fast, FLAGS.seed):
+          f"{'' if cfg.fast else ' (angle 0: slow for many points; --fast is quicker)'}")
+    for path in latent_map.visualise(samples, means, cfg.output_dir, fast=cfg.fast, seed=cfg.seed):
         print(f'wrote {path}')
 
 
 if __name__ == '__main__':
-    define_flags()
-    app.run(main)
+    program.run(main, define_flags)

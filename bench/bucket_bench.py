@@ -44,12 +44,12 @@ def time_width(data_dir, hparams, width, steps):
     utils.configure_runtime()   # train.py's allocator, before TensorFlow is imported
     import numpy as np
 
-    import model
+    import sketch_model
     import training
     hps = hyperparams.get_default_hparams().parse(hparams).replace(bucket_width=width)
     train_set, _, _, hps = family.load_splits(data_dir, hps)
     net = family.build_model(hps)
-    train_step, _ = model.compile_steps(net, hps.batch_size, hps.max_seq_len, hps.png_width, bucketed=width > 0)
+    train_step, _ = sketch_model.compile_steps(net, hps.batch_size, hps.max_seq_len, hps.png_width, bucketed=width > 0)
     batches = list(train_set.epoch(np.random.default_rng(0)))[:steps]
 
     def run(batch, step):

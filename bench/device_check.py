@@ -21,11 +21,12 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+import program  # noqa: E402  (first: it sets TensorFlow's start-up switches)
+
+# isort: split
+from absl import flags  # noqa: E402
+
 import utils  # noqa: E402
-
-utils.tensorflow_startup()   # before TensorFlow is imported
-
-from absl import app, flags  # noqa: E402
 
 SHIPPED_CONFIG = os.path.join(REPO, 'pretrained', 'rpcl512-quickdraw3', 'model_config.json')
 MODELS = ('paper', 'shipped')
@@ -33,15 +34,15 @@ SWITCHES = ('TF_ENABLE_ONEDNN_OPTS', 'TF_ENABLED_DEVICE_TYPES', 'TF_CPP_MIN_LOG_
 # A line the placer prints for each op when device placement is logged: "<node>: (<OpType>): <device>"
 PLACEMENT = re.compile(r'^\S.*: \((\w+)\): (/job:\S+)$')
 
-flags.DEFINE_string('device', None, 'Device to build and train on, e.g. /GPU:0 or /CPU:0 (default: the first GPU '
-                    'TensorFlow sees, else the CPU).')
-flags.DEFINE_list('models', list(MODELS), f'Models to time: {", ".join(MODELS)}.')
-flags.DEFINE_integer('steps', 1, 'Timed training steps after the warm-up step.', lower_bound=1)
-flags.DEFINE_integer('max_seq_len', 170, 'T: the batch of real sketches is padded to this many steps.',
-                     lower_bound=1)
-flags.DEFINE_string('hparams', '', 'Overrides applied to every model, e.g. "dec_rnn_size=64, batch_size=8".')
-flags.DEFINE_string('worker', None, 'Internal: time one model in this process and print JSON.')
-FLAGS = flags.FLAGS
+def define_flags():
+    flags.DEFINE_string('device', None, 'Device to build and train on, e.g. /GPU:0 or /CPU:0 (default: the first GPU '
+                        'TensorFlow sees, else the CPU).')
+    flags.DEFINE_list('models', list(MODELS), f'Models to time: {", ".join(MODELS)}.')
+    flags.DEFINE_integer('steps', 1, 'Timed training steps after the warm-up step.', lower_bound=1)
+    flags.DEFINE_integer('max_seq_len', 170, 'T: the batch of real sketches is padded to this many steps.',
+                         lower_bound=1)
+    flags.DEFINE_string('hparams', '', 'Overrides applied to every model, e.g. "dec_rnn_size=64, batch_size=8".')
+    flags.DEFINE_string('worker', None, 'Internal: time one model in this process and print JSON.')
 
 
 def model_hparams(name, overrides):
@@ -58,13 +59,13 @@ def time_model(name, device, overrides, max_seq_len, steps):
     import tensorflow as tf
 
     import family
-    import model
+    import sketch_model
     hps = model_hparams(name, overrides).replace(max_seq_len=max_seq_len)
     tf.debugging.set_log_device_placement(True)
     with tf.device(device):
         net = family.build_model(hps)
         strokes, images = benchlib.real_batch(hps, max_seq_len)
-        step_fn, _ = model.compile_steps(net, hps.batch_size, max_seq_len, hps.png_width)
+        step_fn, _ = sketch_model.compile_steps(net, hps.batch_size, max_seq_len, hps.png_width)
         args = [tf.constant(strokes), tf.constant(images)]
         first, seconds = benchlib.time_steps(step_fn, args, warmup=1, steps=steps)
     sys.stdout.flush()
@@ -82,10 +83,10 @@ def placement_summary(lines):
     return placed
 
 
-def run_worker(name, device):
-    """Time model `name` in a fresh process: (result dict or error, placement summary)."""
+def run_worker(name, device, cfg):
+    """Time model `name` in a fresh process with the flags of `cfg`: (result dict or error, placement summary)."""
     cmd = [sys.executable, os.path.abspath(__file__), f'--worker={name}', f'--device={device}',
-           f'--steps={FLAGS.steps}', f'--max_seq_len={FLAGS.max_seq_len}', f'--hparams={FLAGS.hparams}']
+           f'--steps={cfg.steps}', f'--max_seq_len={cfg.max_seq_len}', f'--hparams={cfg.hparams}']
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = (proc.stdout + '\n' + proc.stderr).splitlines()
     results = [line for line in proc.stdout.splitlines() if line.startswith('{')]
@@ -125,22 +126,19 @@ def print_placement(placed, device):
             print('    of which: ' + ', '.join(f'{op} {n}' for op, n in counts.most_common(12)))
 
 
-@utils.cli_main
-def main(argv):
-    if len(argv) > 1:
-        raise utils.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
-    unknown = [m for m in FLAGS.models if m not in MODELS]
+def main(cfg):
+    unknown = [m for m in cfg.models if m not in MODELS]
     if unknown:
         raise utils.UserError(f'unknown --models: {", ".join(unknown)} (choose from {", ".join(MODELS)})')
-    if FLAGS.worker:
-        print(json.dumps(time_model(FLAGS.worker, FLAGS.device, FLAGS.hparams, FLAGS.max_seq_len, FLAGS.steps)))
+    if cfg.worker:
+        print(json.dumps(time_model(cfg.worker, cfg.device, cfg.hparams, cfg.max_seq_len, cfg.steps)))
         return
     gpus = describe_tensorflow()
-    device = FLAGS.device or ('/GPU:0' if gpus else '/CPU:0')
-    print(f'training on {device}: one warm-up step (tracing and compiling), then the median of {FLAGS.steps} '
-          f'step(s), T = {FLAGS.max_seq_len}' + (f', overrides "{FLAGS.hparams}"' if FLAGS.hparams else ''))
-    for name in FLAGS.models:
-        result, placed = run_worker(name, device)
+    device = cfg.device or ('/GPU:0' if gpus else '/CPU:0')
+    print(f'training on {device}: one warm-up step (tracing and compiling), then the median of {cfg.steps} '
+          f'step(s), T = {cfg.max_seq_len}' + (f', overrides "{cfg.hparams}"' if cfg.hparams else ''))
+    for name in cfg.models:
+        result, placed = run_worker(name, device, cfg)
         if 'error' in result:
             print(f'{name}: failed: {result["error"]}')
             continue
@@ -151,4 +149,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    app.run(main)
+    program.run(main, define_flags)

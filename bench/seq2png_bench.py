@@ -23,21 +23,22 @@ import time
 
 import cairosvg
 import numpy as np
-from absl import app, flags
+from absl import flags
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import dataset  # noqa: E402
+import program  # noqa: E402
 import raster  # noqa: E402
-import utils  # noqa: E402
 
-flags.DEFINE_string('data_dir', 'data', 'Directory with the <category>.npz files.')
-flags.DEFINE_list('categories', ['bee', 'bus', 'car', 'cat', 'flower'], 'Categories to take sketches from.')
-flags.DEFINE_integer('num_sketches', 2000, 'Sketches per run: the bundled ones in order, repeated beyond 2,000.',
-                     lower_bound=1)
-flags.DEFINE_integer('runs', 3, 'Timed runs per renderer, after one warm-up run on a few sketches.', lower_bound=1)
-flags.DEFINE_integer('png_width', 48, 'Image side in pixels.', lower_bound=1)
-FLAGS = flags.FLAGS
+
+def define_flags():
+    flags.DEFINE_string('data_dir', 'data', 'Directory with the <category>.npz files.')
+    flags.DEFINE_list('categories', ['bee', 'bus', 'car', 'cat', 'flower'], 'Categories to take sketches from.')
+    flags.DEFINE_integer('num_sketches', 2000, 'Sketches per run: the bundled ones in order, repeated beyond 2,000.',
+                         lower_bound=1)
+    flags.DEFINE_integer('runs', 3, 'Timed runs per renderer, after one warm-up run on a few sketches.', lower_bound=1)
+    flags.DEFINE_integer('png_width', 48, 'Image side in pixels.', lower_bound=1)
 
 
 def bundled_sketches(data_dir, categories, count):
@@ -91,18 +92,16 @@ def timed_runs(renders, sketches, runs):
     return [statistics.median(t) for t in walls], [statistics.median(t) for t in cpus], images
 
 
-@utils.cli_main
-def main(argv):
-    del argv
-    sketches = bundled_sketches(FLAGS.data_dir, FLAGS.categories, FLAGS.num_sketches)
-    width, cores = FLAGS.png_width, os.cpu_count() or 1
+def main(cfg):
+    sketches = bundled_sketches(cfg.data_dir, cfg.categories, cfg.num_sketches)
+    width, cores = cfg.png_width, os.cpu_count() or 1
     configs = [('original', 1, lambda s: render_original(s, width)),
                ('reference', 1, lambda s: raster.render_reference(s, width)),
                ('fast', 1, lambda s: raster.render_fast(s, width, workers=1)),
                ('fast', cores, lambda s: raster.render_fast(s, width, workers=cores))]
-    print(f'{len(sketches)} real sketches ({", ".join(FLAGS.categories)}), {width}x{width}, '
-          f'median of {FLAGS.runs} runs, {cores} cores, load average {os.getloadavg()[0]:.1f} before the runs')
-    walls, cpus, images = timed_runs([render for _, _, render in configs], sketches, FLAGS.runs)
+    print(f'{len(sketches)} real sketches ({", ".join(cfg.categories)}), {width}x{width}, '
+          f'median of {cfg.runs} runs, {cores} cores, load average {os.getloadavg()[0]:.1f} before the runs')
+    walls, cpus, images = timed_runs([render for _, _, render in configs], sketches, cfg.runs)
     print(f'{"renderer":<10} {"threads":>7} {"median s":>9} {"sketches/s":>11} {"vs original":>12} '
           f'{"vs reference":>13} {"CPU s":>7} {"CPU vs original":>16} {"max |diff|":>10}')
     for (name, threads, _), wall, cpu, image in zip(configs, walls, cpus, images):
@@ -113,4 +112,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    app.run(main)
+    program.run(main, define_flags)

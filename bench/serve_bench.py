@@ -19,17 +19,17 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import utils  # noqa: E402
+import program  # noqa: E402  (first: it sets TensorFlow's start-up switches)
 
-utils.tensorflow_startup()   # before TensorFlow is imported
+# isort: split
+from absl import flags  # noqa: E402
 
-from absl import app, flags  # noqa: E402
 
-flags.DEFINE_string('model_dir', os.path.join(REPO, 'pretrained', 'rpcl512-quickdraw3'), 'The model to serve.')
-flags.DEFINE_string('data_dir', None, 'Test sketches for `compare` (skipped without).')
-flags.DEFINE_integer('runs', 20, 'Timed requests per step.', lower_bound=1)
-flags.DEFINE_integer('count', 4, 'Redrawings per encode request.', lower_bound=1)
-FLAGS = flags.FLAGS
+def define_flags():
+    flags.DEFINE_string('model_dir', os.path.join(REPO, 'pretrained', 'rpcl512-quickdraw3'), 'The model to serve.')
+    flags.DEFINE_string('data_dir', None, 'Test sketches for `compare` (skipped without).')
+    flags.DEFINE_integer('runs', 20, 'Timed requests per step.', lower_bound=1)
+    flags.DEFINE_integer('count', 4, 'Redrawings per encode request.', lower_bound=1)
 
 # A face drawn on a 320-pixel pad: outline, eyes, nose, mouth
 FACE = [[[70, 70], [160, 45], [250, 70], [275, 160], [250, 255], [160, 285], [70, 255], [45, 160], [70, 70]],
@@ -50,33 +50,30 @@ def post(port, path, body):
     return time.perf_counter() - start
 
 
-@utils.cli_main
-def main(argv):
-    if len(argv) > 1:
-        raise utils.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
+def main(cfg):
     import playground
     import webapp
-    name = os.path.basename(os.path.normpath(FLAGS.model_dir))
+    name = os.path.basename(os.path.normpath(cfg.model_dir))
     start = time.perf_counter()
-    server = webapp.make_server(playground.load_playgrounds([FLAGS.model_dir], FLAGS.data_dir), '127.0.0.1', 0)
+    server = webapp.make_server(playground.load_playgrounds([cfg.model_dir], cfg.data_dir), '127.0.0.1', 0)
     loaded = time.perf_counter() - start
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
-    steps = {'encode': {'strokes': FACE, 'count': FLAGS.count},
+    steps = {'encode': {'strokes': FACE, 'count': cfg.count},
              'gaussian': {'index': 0, 'count': 8}}
-    if FLAGS.data_dir:
+    if cfg.data_dir:
         steps['compare'] = {}
     print(f'{name}: loaded in {loaded:.1f} s; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; '
-          f'median and slowest of {FLAGS.runs} requests after one warm-up')
+          f'median and slowest of {cfg.runs} requests after one warm-up')
     print(f'{"step":<10} {"first s":>8} {"median s":>9} {"slowest s":>10}')
     for step, body in steps.items():
         path = f'/api/models/{name}/{step}'
         first = post(port, path, dict(body, seed=0))
-        times = [post(port, path, dict(body, seed=k + 1)) for k in range(FLAGS.runs)]
+        times = [post(port, path, dict(body, seed=k + 1)) for k in range(cfg.runs)]
         print(f'{step:<10} {first:>8.3f} {statistics.median(times):>9.3f} {max(times):>10.3f}')
     server.shutdown()
     server.server_close()
 
 
 if __name__ == '__main__':
-    app.run(main)
+    program.run(main, define_flags)

@@ -67,7 +67,7 @@ def time_one(config, mode, max_seq_len, steps):
     import tensorflow as tf
 
     import family
-    import model
+    import sketch_model
     tf.random.set_seed(0)
     hps = hyperparams.get_default_hparams().parse(CONFIGS[config][0]).replace(max_seq_len=max_seq_len)
     net = family.build_model(hps)
@@ -75,7 +75,7 @@ def time_one(config, mode, max_seq_len, steps):
     if mode == 'eager':
         step_fn, warmup, steps = net.train_step, 1, 1
     else:
-        step_fn, _ = model.compile_steps(net, hps.batch_size, max_seq_len, hps.png_width,
+        step_fn, _ = sketch_model.compile_steps(net, hps.batch_size, max_seq_len, hps.png_width,
                                          jit_compile=mode == 'xla')
         warmup = 2
     first, seconds = benchlib.time_steps(step_fn, [tf.constant(strokes), tf.constant(images)], warmup, steps)

@@ -1,16 +1,15 @@
-"""Shared fixtures: the repository on sys.path, the bundled data, and a copy of it with rendered images."""
+"""Shared fixtures: the bundled data and a copy of it with rendered images. The checkout's modules are importable
+through pyproject.toml's pytest `pythonpath`."""
 import os
 import shutil
-import sys
 
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+import dataset
+import raster
 
-import dataset  # noqa: E402
-import raster  # noqa: E402
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CATEGORIES = ('bee', 'bus', 'car', 'cat', 'flower')
 

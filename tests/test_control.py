@@ -15,18 +15,19 @@ from test_sample import untrained_model
 import control
 import family
 import sampling
+import tile_grids
 import utils
 
 SEED = 5
 TILE = 32  # tile width of the pictures in these tests
-STEP = TILE + control.GAP
+STEP = TILE + tile_grids.GAP
 
 
 def tile_at(picture, row, column, rows, columns):
     """The tile (row, column) of a labelled_grid picture of rows x columns tiles, located from its bottom-right
     corner (the labels sit above and left of the tiles)."""
-    top = picture.shape[0] - (rows * STEP - control.GAP)
-    left = picture.shape[1] - (columns * STEP - control.GAP)
+    top = picture.shape[0] - (rows * STEP - tile_grids.GAP)
+    left = picture.shape[1] - (columns * STEP - tile_grids.GAP)
     return picture[top + row * STEP:top + row * STEP + TILE, left + column * STEP:left + column * STEP + TILE, 0]
 
 
@@ -55,9 +56,9 @@ def test_shifted_codes_are_z_plus_s_times_the_direction():
 
 def test_labelled_grid_places_every_tile_after_the_label_margins():
     rows = [[np.full((TILE, TILE), 10 * (3 * r + c), np.uint8) for c in range(3)] for r in range(2)]
-    plain = control.labelled_grid(rows)
-    assert plain.shape == (2 * STEP - control.GAP, 3 * STEP - control.GAP, 3)
-    labelled = control.labelled_grid(rows, ['row zero', 'row one, longer'], ['a', 'b', 'c'])
+    plain = tile_grids.labelled_grid(rows)
+    assert plain.shape == (2 * STEP - tile_grids.GAP, 3 * STEP - tile_grids.GAP, 3)
+    labelled = tile_grids.labelled_grid(rows, ['row zero', 'row one, longer'], ['a', 'b', 'c'])
     assert labelled.shape[0] > plain.shape[0] and labelled.shape[1] > plain.shape[1]
     for picture in (plain, labelled):
         for r in range(2):
@@ -68,7 +69,7 @@ def test_labelled_grid_places_every_tile_after_the_label_margins():
 
 def test_tile_grid_pads_the_last_row_with_white():
     images = [np.zeros((4, 4), np.uint8)] * 5
-    grid = control.tile_grid(images, 3)
+    grid = tile_grids.tile_grid(images, 3)
     assert [len(row) for row in grid] == [3, 3] and (grid[1][2] == 255).all() and (grid[1][1] == 0).all()
 
 
@@ -97,8 +98,9 @@ def test_gallery_has_one_tile_row_per_alive_component(restored, tmp_path):
              'gallery.json']
     assert [os.path.basename(p) for p in paths] == names and sorted(os.listdir(tmp_path)) == sorted(names)
     overview = read_png(tmp_path / 'gallery_gaussians.png')
-    assert overview.shape[0] == 3 * STEP - control.GAP                      # one row per alive Gaussian
-    assert read_png(tmp_path / 'gallery_gaussian_1.png').shape[:2] == (2 * STEP - control.GAP, 3 * STEP - control.GAP)
+    assert overview.shape[0] == 3 * STEP - tile_grids.GAP                      # one row per alive Gaussian
+    gap = tile_grids.GAP
+    assert read_png(tmp_path / 'gallery_gaussian_1.png').shape[:2] == (2 * STEP - gap, 3 * STEP - gap)
     single = read_png(tmp_path / 'gallery_gaussian_3.png')
     for c in range(3):  # the overview row of Gaussian 3 is the first row of its own grid
         np.testing.assert_array_equal(tile_at(overview, 2, c, 3, 3), tile_at(single, 0, c, 2, 3))
@@ -225,7 +227,7 @@ def test_rpclh_galleries_of_gaussians_and_groups(png_data_dir, tmp_path):
     assert names == ({f'gallery_gaussian_{j}.png' for j in alive_j} | {'gallery_group_0.png', 'gallery_group_1.png',
                                                                          'gallery_gaussians.png', 'gallery_groups.png',
                                                                          'gallery.json'})
-    assert read_png(tmp_path / 'gallery_groups.png').shape[0] == 2 * STEP - control.GAP
+    assert read_png(tmp_path / 'gallery_groups.png').shape[0] == 2 * STEP - tile_grids.GAP
     summary = json.loads((tmp_path / 'gallery.json').read_text())['components']
     groups = [c for c in summary if c['kind'] == 'group']
     assert sum(sum(c['wins'].values()) for c in groups) == len(test_set.strokes)

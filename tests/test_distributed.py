@@ -38,7 +38,7 @@ def compare_mirrored_step(strategy, model_type, data_dir, out_dir):
     import distributed
     import family
     import hyperparams
-    import model
+    import sketch_model
     tf.random.set_seed(0)
     out_dir = os.path.join(out_dir, model_type)
     hps = hyperparams.get_default_hparams()
@@ -50,9 +50,9 @@ def compare_mirrored_step(strategy, model_type, data_dir, out_dir):
     # the codes' noise, the same for a sketch on whichever replica it lands: z = mu + 0.5 sigma (patched once the
     # initial weights, drawn with tf.random.normal, are made; restored below)
     normal, tf.random.stateless_normal = tf.random.stateless_normal, lambda shape, *args, **kwargs: tf.fill(shape, 0.5)
-    single_train, single_eval = model.compile_steps(single, hps.batch_size, hps.max_seq_len, hps.png_width)
-    mirrored_train, mirrored_eval = distributed.compile_steps(strategy, mirrored, hps.batch_size, hps.max_seq_len,
-                                                              hps.png_width)
+    single_train, single_eval = sketch_model.compile_steps(single, hps.batch_size, hps.max_seq_len, hps.png_width)
+    mirrored_train, mirrored_eval = distributed.compile_replica_steps(strategy, mirrored, hps.batch_size,
+                                                                      hps.max_seq_len, hps.png_width)
     rng = np.random.default_rng(1)
     batches = [(tf.constant(b.strokes), tf.constant(b.images)) for _ in range(3) for b in train_set.epoch(rng)]
     for step in range(WARMUP):
@@ -101,7 +101,7 @@ def mirrored_results(tmp_path_factory, png_data_dir):
     """model_type -> the differences compare_mirrored_step found, from one fresh process."""
     out_dir = str(tmp_path_factory.mktemp('mirrored'))
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), png_data_dir, out_dir, *MODEL_TYPES],
-                          capture_output=True, text=True, timeout=400, cwd=REPO)
+                          capture_output=True, text=True, timeout=1800, cwd=REPO)   # a hang guard, not a speed test
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{')]
     return {result['model_type']: result for result in results}
@@ -127,14 +127,16 @@ def test_mirrored_step_equals_single_device_step(mirrored_results, model_type):
 def compare_sharded_updates(strategy):
     """Latent updates of the models not trained above (IA's two harmony rounds, sketch-rnn's floored KL) and
     RPCL-pix2seq's EM update, on a latent case of 16 codes: as one batch on one device, and sharded over the
-    strategy's two replicas with model.ReplicaBatch. Prints, per update, the largest relative difference of any
+    strategy's two replicas with distributed.ReplicaBatch. Prints, per update, the largest relative difference of any
     replica's result (the updated mixture, the KL) from the single-device one, as JSON."""
     import cases
     import tensorflow as tf
 
+    import distributed
     import model
     import model_ia
     import model_sketch_rnn
+    import sketch_model
     c = {k: tf.constant(v) for k, v in cases.latent_case(2, k=4, d=6, b=16, s2_low=0.05, s2_high=0.5).items()}
     updates = dict(  # name -> f(batch statistics, z, mu, sigma2)
         ia=lambda batch, z, mu, s2: model_ia.harmony_update(z, s2, (c['alpha'], c['m'], c['v']), 2, batch)[2],
@@ -143,12 +145,12 @@ def compare_sharded_updates(strategy):
                                                           (c['alpha'], c['m'], c['v']), tf.constant(2, tf.int64),
                                                           batch))
     for name, update in updates.items():
-        want = tf.nest.flatten(update(model.LOCAL_BATCH, c['z'], c['mu'], c['s2']))
+        want = tf.nest.flatten(update(sketch_model.LOCAL_BATCH, c['z'], c['mu'], c['s2']))
 
         def replica(update=update):
             index = tf.distribute.get_replica_context().replica_id_in_sync_group
             shard = [c[k][8 * index:8 * (index + 1)] for k in ('z', 'mu', 's2')]
-            return update(model.ReplicaBatch(), *shard)
+            return update(distributed.ReplicaBatch(), *shard)
 
         results = strategy.run(tf.function(replica))
         per_replica = [strategy.experimental_local_results(x) for x in tf.nest.flatten(results)]
@@ -185,7 +187,7 @@ def test_two_workers_train_and_checkpoint(tmp_path, png_data_dir):
         workers.append(subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True))
     try:
-        outputs = [worker.communicate(timeout=300) for worker in workers]
+        outputs = [worker.communicate(timeout=1200) for worker in workers]
     finally:
         for worker in workers:
             worker.kill()

@@ -234,7 +234,7 @@ def test_h_loss_schedule(step):
 @pytest.mark.parametrize('step,rpcl', [(0, False), (99, False), (100, False), (101, False), (102, True),
                                        (103, False), (105, True), (600, True)])
 def test_h_rpcl_schedule(step, rpcl):
-    assert bool(model.is_rpcl_step(tf.constant(step, tf.int64), model_rpclh.RPCL_START)) == rpcl
+    assert bool(model.is_rpcl_step(tf.constant(step, tf.int64), model_rpclh.HIERARCHY_RPCL_START)) == rpcl
 
 
 # ------------------------------------------------------------------------------------------------ IA: NumPy reference
@@ -314,7 +314,7 @@ def test_ia_steps_per_epoch(num_per_category, train_size, want):
     hps = hparams(num_per_category=num_per_category, train_size=train_size, batch_size=16)
     assert model_ia.steps_per_epoch(hps) == pytest.approx(want)
     step = tf.constant(int(3 * want), tf.int64)
-    assert bool(model_ia.is_image_step(step - 1, hps)) and not bool(model_ia.is_image_step(step + 1, hps))
+    assert bool(model_ia.trains_image_decoder(step - 1, hps)) and not bool(model_ia.trains_image_decoder(step + 1, hps))
 
 
 def test_ia_encoder_variance_floor():

@@ -11,6 +11,7 @@ import dataset
 import hyperparams
 import model
 import raster
+import sketch_model
 
 RTOL = 1e-5
 
@@ -219,9 +220,24 @@ def test_kl_ceiling_scales_the_warm_up(step):
     assert model.kl_weight(s, 0.25).numpy() == pytest.approx(want, rel=1e-7)
 
 
+def test_a_model_type_missing_an_interface_method_cannot_be_built():
+    class Incomplete(sketch_model.SketchModel):   # encode, losses and learning_rate; no assign_state
+        def encode(self, strokes, images):
+            return None
+
+        def losses(self, strokes, images, step, training, seed=None):
+            return None
+
+        def learning_rate(self, step):
+            return 0.0
+
+    with pytest.raises(TypeError, match='assign_state'):
+        Incomplete()
+
+
 def test_adam_matches_tf1_formula():
     var = tf.Variable([1.0, -2.0, 0.5])
-    opt = model.Adam([var])
+    opt = sketch_model.Adam([var])
     m = v = np.zeros(3)
     x = np.array([1.0, -2.0, 0.5])
     for t, g in enumerate([np.array([0.1, -0.3, 2.0]), np.array([-0.2, 0.5, 0.1])], start=1):
@@ -286,7 +302,7 @@ def test_small_model_overfits_real_sketches():
     hps = small_hps(dec_rnn_size=128, num_mixture=2, num_sub=2, learning_rate=3e-3, use_recurrent_dropout=False)
     net = model.RPCLPix2Seq(hps)
     strokes, images, max_len = real_batch(hps)
-    train, _ = model.compile_steps(net, 16, max_len, hps.png_width)
+    train, _ = sketch_model.compile_steps(net, 16, max_len, hps.png_width)
     losses = [float(train(strokes, images, tf.constant(s, tf.int64), tf.constant([0, s], tf.int64))['loss'])
               for s in range(120)]
     first, last = np.mean(losses[:5]), np.mean(losses[-5:])

@@ -131,7 +131,17 @@ BAD_INPUTS = [
     ('category without images (classifier)', 'classifier.py',
      ['--mode=train', '--data_dir={data}', '--categories=bee,unicorn', '--output_dir={tmp}/classifier'],
      'no images for unicorn'),
-]
+    ('healing picture of an image model', 'visualization.py',
+     ['--mode=healing', '--model_dir={model}', '--data_dir={data}', '--sample_dir={tmp}/empty'],
+     '--mode=healing needs as --model_dir the SP-gra2seq model'),
+] + [(f'stray argument ({program})', program, [*needed, 'oops', 'more'], 'unexpected arguments: oops more')
+     for program, needed in [   # every program refuses arguments it does not know what to do with (program.py)
+         ('seq2png.py', []), ('train.py', ['--log_root={tmp}/stray']), ('sample.py', []), ('retrieval.py', []),
+         ('visualization.py', []), ('classifier.py', []), ('reproduce.py', []),
+         ('pack_model.py', ['--model_dir={model}', '--output_dir={tmp}/packed']),
+         ('export.py', ['--model_dir={model}', '--export_dir={tmp}/exported']),
+         ('serve.py', ['--model_dir={model}']),
+         ('convert_tf1_checkpoint.py', ['--tf1_checkpoint=x', '--config=y', '--output_dir={tmp}/converted'])]]
 
 
 def object_array(sketches):
@@ -236,8 +246,9 @@ def bad_input_runs(tmp_path_factory, png_data_dir, trained_model_dir, repo_dir):
 
 def test_the_table_has_at_least_25_distinct_bad_inputs_for_every_program():
     assert len({case for case, *_ in BAD_INPUTS}) == len(BAD_INPUTS) >= 25
-    assert {program for _, program, _, _ in BAD_INPUTS} == {'seq2png.py', 'train.py', 'sample.py', 'retrieval.py',
-                                                            'visualization.py', 'classifier.py'}
+    assert {program for _, program, _, _ in BAD_INPUTS} == {
+        'seq2png.py', 'train.py', 'sample.py', 'retrieval.py', 'visualization.py', 'classifier.py', 'reproduce.py',
+        'pack_model.py', 'export.py', 'serve.py', 'convert_tf1_checkpoint.py'}
 
 
 @pytest.mark.parametrize('case', [case for case, *_ in BAD_INPUTS])

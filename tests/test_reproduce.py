@@ -12,17 +12,19 @@ import dataset
 import metrics
 import reproduce
 import study
+import study_report
+import study_scores
 import utils
 
 
 def test_epoch_improved_marks_the_kept_epochs():
-    assert study.epoch_improved([5.0, 4.0, 4.5, 4.0, 3.0]) == [True, True, False, False, True]
-    assert study.epoch_improved([]) == []
+    assert study_scores.epoch_improved([5.0, 4.0, 4.5, 4.0, 3.0]) == [True, True, False, False, True]
+    assert study_scores.epoch_improved([]) == []
 
 
 def test_mean_and_spread():
-    assert study.mean_and_spread([0.25]) == '0.250'
-    assert study.mean_and_spread([0.2, 0.3, 0.4]) == '0.300 ± 0.100'
+    assert study_report.mean_and_spread([0.25]) == '0.250'
+    assert study_report.mean_and_spread([0.2, 0.3, 0.4]) == '0.300 ± 0.100'
 
 
 def test_knn_accuracy_against_a_loop():
@@ -149,9 +151,9 @@ def test_tiny_study_scores_every_model(tiny_study):
 
 def test_tiny_study_writes_figures_commands_and_docs(tiny_study):
     out, summary, _ = tiny_study
-    for name in study.FIGURES:
+    for name in study_report.FIGURES:
         assert (out / name).stat().st_size > 1000 and (out / 'docs' / name).is_file()
-    assert (out / 'docs' / study.TABLE_FILE).read_text() == summary['table']
+    assert (out / 'docs' / study_report.TABLE_FILE).read_text() == summary['table']
     lines = (out / 'docs' / 'commands.sh').read_text().splitlines()
     assert lines[0].startswith('# ') and lines[0].endswith('reproduce.py ' + ' '.join(tiny_flags(out)))
     commands = [line for line in lines if not line.startswith('#')]

@@ -1,14 +1,10 @@
 """rnn.py against NumPy references written from docs/model.md#recurrent-cells (one step of each cell), plus layouts,
 initialisers, the time loop, the length mask and recurrent dropout."""
-import os
+import numpy as np
+import pytest
+import tensorflow as tf
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-import rnn  # noqa: E402
+import rnn
 
 B, IN, N, H_HYPER, E, T = 3, 5, 6, 4, 2, 6
 KEEP = 0.7

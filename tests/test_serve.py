@@ -239,8 +239,11 @@ def test_twenty_concurrent_requests_are_all_answered_correctly(server):
 # ------------------------------------------------------------------------------------------------ the program
 
 def start_serve(repo_dir, *args):
+    """serve.py as a terminal starts it: with Ctrl-C's default disposition, even when these tests themselves run in
+    the background of a shell (which starts background jobs with SIGINT ignored, and children inherit that)."""
     return subprocess.Popen([sys.executable, os.path.join(repo_dir, 'serve.py'), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def test_serve_prints_its_address_and_stops_cleanly_on_ctrl_c(repo_dir, trained_model_dir):

@@ -22,6 +22,7 @@ import sample
 import sampling
 import sketch_healing
 import spgra_data
+import tile_grids
 import training
 import utils
 
@@ -330,6 +331,28 @@ def test_cli_heals(repo_dir, spgra_dir, data_dir, tmp_path):
     assert healed.returncode == 0, healed.stderr
     assert 'healed 6 sketches (mask probability 0.3' in healed.stdout
     assert sorted(metrics.sketch_numbers(out, 'bus')) == [0, 1, 2]
+    pictured = subprocess.run([sys.executable, os.path.join(repo_dir, 'visualization.py'), '--mode=healing',
+                               f'--model_dir={spgra_dir}', f'--data_dir={data_dir}', f'--sample_dir={out}',
+                               '--pairs_per_category=3', '--tile_width=32', f'--output_dir={tmp_path}'],
+                              cwd=repo_dir, capture_output=True, text=True)
+    assert pictured.returncode == 0, pictured.stderr
+    picture = np.asarray(Image.open(tmp_path / 'healing.png').convert('L'))
+    step = 32 + tile_grids.GAP
+    top, left = picture.shape[0] - (2 * step - tile_grids.GAP), picture.shape[1] - (9 * step - tile_grids.GAP)
+
+    def tile(row, column):   # the grid of 2 x 9 tiles sits at the bottom right, after the labels
+        return picture[top + row * step:top + row * step + 32, left + column * step:left + column * step + 32]
+
+    _, _, test_set, hps = family.load_splits(data_dir, family.restore_model(spgra_dir)[1])
+    for row, category in enumerate(hps.categories):
+        for n in range(3):
+            original, masked, healed = (tile(row, 3 * n + k) for k in range(3))
+            sketch = test_set.strokes[sampling.category_rows(test_set, row)[n]]
+            assert (original == raster.render_fast([sketch], 32, workers=1)[0]).all()
+            assert (masked >= original).all()   # the original with the masked squares whitened
+            assert len(np.load(os.path.join(out, f'mask_{category}_{n}.npy'))) or (masked == original).all()
+            strokes = np.load(os.path.join(out, f'strokes_{category}_{n}.npy'))
+            assert (healed == raster.render_fast([strokes], 32, workers=1)[0]).all()
 
 
 @pytest.mark.parametrize('model_type, flags, message', [

@@ -76,13 +76,13 @@ IMAGE_MODEL_STEPS = """
 import math, sys
 import numpy as np
 import tensorflow as tf
-import family, hyperparams, model
+import family, hyperparams, model, sketch_model
 for model_type in ('rpcl', 'rpclh', 'ia'):
     hps = hyperparams.get_default_hparams().parse(
         f'model_type={model_type}, dec_model=lstm, dec_rnn_size=16, z_size=8, batch_size=4, num_mixture=2, '
         'num_sub=2, num_layer_i=2, num_layer_j=2, max_seq_len=12')
     net = family.build_model(hps)
-    train_step, _ = model.compile_steps(net, hps.batch_size, hps.max_seq_len, hps.png_width)
+    train_step, _ = sketch_model.compile_steps(net, hps.batch_size, hps.max_seq_len, hps.png_width)
     rng = np.random.default_rng(0)
     strokes = np.zeros((hps.batch_size, hps.max_seq_len + 1, 5), np.float32)
     strokes[:, :, :2] = rng.normal(size=(hps.batch_size, hps.max_seq_len + 1, 2))

@@ -1,6 +1,6 @@
 """The layout the code promises (docs/layout.md): programs are thin entry points over library modules, no
-program imports another, the library's import graph has no cycle, pyproject.toml lists every module, the lint
-configuration passes, and nothing cites a document outside the repository."""
+program imports another, the library's import graph has no cycle, installing puts no module in site-packages, the
+lint configuration passes, and nothing cites a document outside the repository."""
 import ast
 import os
 import re
@@ -23,8 +23,9 @@ def source(module):
 
 
 def is_program(module):
-    """A program runs as `python3 <module>.py`: it has a `__main__` block."""
-    return "if __name__ == '__main__':" in source(module)
+    """A program runs as `python3 <module>.py`: it has a module-level `if __name__ == '__main__':` block."""
+    return any(isinstance(node, ast.If) and ast.unparse(node.test) == "__name__ == '__main__'"
+               for node in ast.parse(source(module)).body)
 
 
 def local_imports(module, modules):
@@ -85,15 +86,44 @@ def test_the_import_graph_has_no_cycle(graph):
     assert find_cycle(graph) is None
 
 
+def documented_graph():
+    """{module: (imports named, imports that may be missing)} from the import graph in docs/layout.md: a
+    parenthesised name is optional ('(, utils)': only some of the line's modules import it), and every program
+    imports `program` besides."""
+    with open(os.path.join(REPO, 'docs', 'layout.md'), encoding='utf-8') as f:
+        block = f.read().split('```\nprograms')[1].split('```')[0]
+    documented = {}
+    for line in block.splitlines():
+        if '->' not in line:
+            continue
+        names, imports = (part.strip() for part in line.split('->'))
+        optional = set(re.findall(r'\w+', ' '.join(re.findall(r'\(([^)]*)\)', imports))))
+        required = set(re.findall(r'\w+', re.sub(r'\([^)]*\)', '', imports)))
+        for name in names.split(', '):
+            documented[name] = (required, optional | ({'program'} if is_program(name) else set()))
+    return documented
+
+
+def test_the_documented_import_graph_is_the_code(graph):
+    documented = documented_graph()
+    assert sorted(documented) == sorted(graph)
+    wrong = {module: sorted(imports) for module, imports in graph.items()
+             if not documented[module][0] <= imports <= documented[module][0] | documented[module][1]}
+    assert wrong == {}
+
+
 def test_models_do_not_know_the_registry(graph):
     """family.py maps model_type to classes; the model modules below it never import it."""
     assert all('family' not in graph[module] for module in graph if module.startswith('model'))
 
 
-def test_pyproject_lists_every_module():
+def test_installing_adds_no_module_to_site_packages():
+    """`pip install .` installs the dependencies only: none of the generic module names (utils, model, dataset ...)
+    may shadow another package's (docs/install.md#installing-as-a-package). Both lists empty also turn off
+    setuptools' automatic discovery, which would otherwise pick the flat modules up."""
     with open(os.path.join(REPO, 'pyproject.toml'), 'rb') as f:
-        config = tomllib.load(f)
-    assert sorted(config['tool']['setuptools']['py-modules']) == top_level_modules()
+        setuptools = tomllib.load(f)['tool']['setuptools']
+    assert setuptools['py-modules'] == [] and setuptools['packages'] == []
 
 
 def test_lint_configuration_passes():

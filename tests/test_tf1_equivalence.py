@@ -18,6 +18,7 @@ import family
 import hyperparams
 import model
 import model_sketch_rnn
+import sketch_model
 import tf1_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -216,12 +217,12 @@ def test_rpcl_schedule_differs_exactly_as_documented():
 # ------------------------------------------------------------------------------------------------ three training steps
 
 def train_three_steps(net, name, recorded_eps):
-    """Run the fixture's 3 training steps (model.compile_steps' compiled step, the recorded eps) on `net`: per step
-    our losses {key: [3]} and, for RPCL-pix2seq, the latent GMM before and after each step."""
+    """Run the fixture's 3 training steps (sketch_model.compile_steps' compiled step, the recorded eps) on `net`: per
+    step our losses {key: [3]} and, for RPCL-pix2seq, the latent GMM before and after each step."""
     batch = load_npz(name, 'batch.npz')
     strokes = batch['input_seqs'] if name == 'rpcl_pix2seq' else batch['input_data']
     images = batch['input_pngs'] if name == 'rpcl_pix2seq' else np.ones([3, 8, 48, 48], np.float32)
-    train_step, _ = model.compile_steps(net, 8, 170, 48)
+    train_step, _ = sketch_model.compile_steps(net, 8, 170, 48)
     record = {}
     for i in range(3):
         recorded_eps.assign(batch['eps'][i])

@@ -1,14 +1,18 @@
-"""The library under the programs: hparams (hyperparams.py), safe writing (utils.py), loading, stroke formats,
-augmentation and batching (dataset.py), against docs/model.md#data by hand and against small NumPy references."""
+"""The library under the programs: hparams (hyperparams.py), the program skeleton (program.py), safe writing
+(utils.py), loading, stroke formats, augmentation and batching (dataset.py), against docs/model.md#data by hand and
+against small NumPy references."""
 import json
 import os
+import re
 
 import cv2
 import numpy as np
 import pytest
+from absl import flags
 
 import dataset
 import hyperparams
+import program
 import utils
 
 # ---------------------------------------------------------------------------------------------------- hparams
@@ -20,6 +24,21 @@ def test_defaults_follow_the_readme_table():
     assert hps.png_scale_ratio == 0.98 and hps.png_rotate_angle == 0.0 and hps.num_per_category == 70000
     assert hps.model_type == 'rpcl' and hps.init == 'original' and hps.fix_png_rescale is False
     assert isinstance(hps.png_rotate_angle, float) and isinstance(hps.use_recurrent_dropout, bool)
+
+
+def test_the_hparams_page_lists_every_hparam_once_with_its_default(repo_dir):
+    """docs/hparams.md groups the table of hyperparams.py for reading; it must not drift from it."""
+    with open(os.path.join(repo_dir, 'docs', 'hparams.md'), encoding='utf-8') as f:
+        rows = re.findall(r'^\| `(\w+)` \| ([^|]*) \|', f.read(), re.M)
+
+    def shown(value):
+        if isinstance(value, bool):
+            return str(value).lower()
+        return '[' + ', '.join(value) + ']' if isinstance(value, list) else str(value)
+
+    assert sorted(name for name, _ in rows) == sorted(name for name, _, _ in hyperparams._HPARAMS)
+    assert {name: default.strip() for name, default in rows} == {
+        name: shown(default) for name, default, _ in hyperparams._HPARAMS}
 
 
 def test_parse_original_grammar():
@@ -144,17 +163,19 @@ def test_failed_atomic_write_keeps_the_old_file_and_no_temp(tmp_path):
         utils.atomic_write_bytes(str(tmp_path / 'no' / 'dir.txt'), b'x')
 
 
-def test_cli_main_turns_user_errors_into_one_line_exit():
-    @utils.cli_main
-    def main(argv):
-        if argv:
-            raise utils.UserError('bad thing')
-        return 'ok'
+def test_program_main_gets_the_flags_and_ends_errors_and_stray_arguments_in_one_line():
+    def main(cfg):
+        if cfg is not flags.FLAGS:
+            raise AssertionError('main must receive the parsed flags')
+        raise utils.UserError('bad thing')
 
-    assert main([]) == 'ok'
     with pytest.raises(SystemExit) as exit_info:
-        main(['x'])
+        program.run_main(main, ['prog'])
     assert exit_info.value.code == 'error: bad thing'
+    with pytest.raises(SystemExit) as exit_info:
+        program.run_main(lambda cfg: 'ran', ['prog', 'oops', 'x'])
+    assert exit_info.value.code == 'error: unexpected arguments: oops x'
+    assert program.run_main(lambda cfg: 'ok', ['prog']) == 'ok'
 
 
 # ---------------------------------------------------------------------------------------------------- loading

@@ -10,9 +10,8 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from absl import app  # noqa: E402
-
-import model  # noqa: E402
+import program  # noqa: E402
+import sketch_model  # noqa: E402
 import train  # noqa: E402
 import training  # noqa: E402
 
@@ -34,12 +33,11 @@ def compile_logged_steps(*args, **kwargs):
     return logged('step', train_step), eval_step
 
 
-compile_steps = model.compile_steps
-model.compile_steps = compile_logged_steps
+compile_steps = sketch_model.compile_steps
+sketch_model.compile_steps = compile_logged_steps
 training.evaluate = logged('validation', training.evaluate)
 training.Checkpoints.save_best = logged('checkpoint', training.Checkpoints.save_best)
 training.Checkpoints.save_last = logged('checkpoint', training.Checkpoints.save_last)
 
 if __name__ == '__main__':
-    train.define_flags()
-    app.run(train.main)
+    program.run(train.main, train.define_flags, before_start=train.configure_runtime)
