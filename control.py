@@ -30,6 +30,7 @@ import re
 
 import numpy as np
 
+import metrics
 import raster
 import sampling
 import sketch_healing
@@ -235,12 +236,14 @@ def healing_triplets(sample_dir, mask_hps, mask_set, output_dir, per_category=4,
     mask_set: the SP-gra2seq model that drew the masks and its test split. Returns the path."""
     if per_category < 1:
         raise utils.UserError(f'--pairs_per_category={per_category} must be positive')
+    check_healing_dir(sample_dir, mask_hps)
     rows = []
     for index, category in enumerate(mask_hps.categories):
         members = sampling.category_rows(mask_set, index)[:per_category]
         originals = [mask_set.strokes[i] for i in members]
-        masks = [read_sample_npy(sample_dir, f'mask_{category}_{n}.npy') for n in range(len(members))]
-        healed = [read_sample_npy(sample_dir, f'strokes_{category}_{n}.npy') for n in range(len(members))]
+        masks = [metrics.read_npy(os.path.join(sample_dir, f'mask_{category}_{n}.npy')) for n in range(len(members))]
+        healed = [metrics.read_npy(os.path.join(sample_dir, f'strokes_{category}_{n}.npy'))
+                  for n in range(len(members))]
         real = raster.render_fast(originals, tile_width, workers=1)
         masked = [sketch_healing.whiten_masked_squares(image, seq, mask_hps, mask.tolist())
                   for image, seq, mask in zip(real, originals, masks)]
@@ -253,12 +256,18 @@ def healing_triplets(sample_dir, mask_hps, mask_set, output_dir, per_category=4,
     return write_png(os.path.join(output_dir, 'healing.png'), labelled_grid(rows, list(mask_hps.categories), labels))
 
 
-def read_sample_npy(sample_dir, name):
-    """An .npy file of a sample directory, or a UserError naming it."""
-    path = os.path.join(sample_dir, name)
-    if not os.path.isfile(path):
-        raise utils.UserError(f'missing {path}: --sample_dir must be a healing directory (sample.py --prob)')
-    return np.load(path)
+def check_healing_dir(sample_dir, mask_hps):
+    """UserError unless sample_dir holds sketches healed with the masks of the SP-gra2seq model of mask_hps: its
+    sample_config.json says mode heal, the same categories and the same graph settings (other settings would place
+    other squares for the same mask indices)."""
+    config = sampling.read_config(sample_dir)
+    if config.get('mode') != 'heal':
+        raise utils.UserError(f'{sample_dir} is not a healing directory (sample.py --prob writes one)')
+    settings = dict(categories=list(mask_hps.categories), mask_graph=sketch_healing.mask_graph(mask_hps))
+    if {key: config.get(key) for key in settings} != settings:
+        raise utils.UserError(f"{sample_dir} was healed with the masks of {config.get('mask_graph')} on "
+                              f"{config.get('categories')}, not with those of --model_dir ({settings['mask_graph']} "
+                              f"on {settings['categories']})")
 
 
 # ------------------------------------------------------------------------------------------------ latent points

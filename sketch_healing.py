@@ -127,6 +127,11 @@ class ImageHealing:
         return self.encode(full), self.encode(holed), holed, masked
 
 
+def mask_graph(graph_hps):
+    """The graph settings that decide the masks (sample_config.json's `mask_graph` of a healing directory)."""
+    return dict(graph_number=graph_hps.graph_number, graph_picture_size=graph_hps.graph_picture_size)
+
+
 def heal(net, test_set, output_dir, prob, num_per_category=0, mask_seed_file=None, temperature=0.24, seed=0,
          batch_size=256, stop_at_eos=True, progress=True, mask_model=None):
     """Heal the test sketches with masking probability `prob` (files as the module docstring says). Returns
@@ -175,8 +180,7 @@ def heal(net, test_set, output_dir, prob, num_per_category=0, mask_seed_file=Non
     fraction = masked / max(sum(counts), 1)
     sampling.write_config(output_dir, model_type=hps.model_type, categories=hps.categories, mode='heal', prob=prob,
                           mask_seeds=mask_seed_file or f'np.random.default_rng({spgra_data.MASK_SEED})',
-                          mask_graph=dict(graph_number=graph_hps.graph_number,
-                                          graph_picture_size=graph_hps.graph_picture_size),
+                          mask_graph=mask_graph(graph_hps),
                           masked_fraction=fraction, temperature=temperature, seed=seed, batch_size=batch_size,
                           stop_at_eos=stop_at_eos, num_per_category=num_per_category,
                           scale_factor=test_set.scale_factor, max_seq_len=hps.max_seq_len)

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+import control
 import dataset
 import family
 import hyperparams
@@ -353,6 +354,22 @@ def test_cli_heals(repo_dir, spgra_dir, data_dir, tmp_path):
             assert len(np.load(os.path.join(out, f'mask_{category}_{n}.npy'))) or (masked == original).all()
             strokes = np.load(os.path.join(out, f'strokes_{category}_{n}.npy'))
             assert (healed == raster.render_fast([strokes], 32, workers=1)[0]).all()
+
+
+def test_the_healing_picture_needs_a_healing_directory_of_the_same_masks(spgra_dir, data_dir, tmp_path):
+    """A plain directory, or one healed with other graph settings (the same mask indices would place other squares),
+    is a one-line UserError, not a wrong picture."""
+    net, test_set = family.load_model_and_test_split(spgra_dir, data_dir)
+    healed = str(tmp_path / 'healed')
+    sketch_healing.heal(net, test_set, healed, 0.3, num_per_category=2, seed=1, progress=False)
+    with pytest.raises(utils.UserError, match='is not a healing directory'):
+        control.healing_triplets(str(tmp_path), net.hps, test_set, str(tmp_path / 'pictures'))
+    other = net.hps.replace(graph_picture_size=2 * net.hps.graph_picture_size)
+    with pytest.raises(utils.UserError, match="was healed with the masks of .* not with those of --model_dir"):
+        control.healing_triplets(healed, other, test_set, str(tmp_path / 'pictures'))
+    assert not os.path.exists(tmp_path / 'pictures')
+    assert os.path.isfile(control.healing_triplets(healed, net.hps, test_set, str(tmp_path / 'pictures'),
+                                                   per_category=2, tile_width=32))
 
 
 @pytest.mark.parametrize('model_type, flags, message', [
